@@ -1,0 +1,126 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// RunError is a failed external command: the exact command line, where it ran, and the tail of
+// what it printed.
+type RunError struct {
+	Command string
+	Dir     string
+	Output  string
+	Err     error
+}
+
+func (e *RunError) Error() string {
+	where := ""
+	if e.Dir != "" {
+		where = fmt.Sprintf(" (in %s)", e.Dir)
+	}
+	return fmt.Sprintf("command failed%s: %s: %v\n%s", where, e.Command, e.Err, e.Output)
+}
+
+func (e *RunError) Unwrap() error { return e.Err }
+
+// CommandLine renders argv so it can be pasted into a shell.
+func CommandLine(argv []string) string {
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`;&|<>()*?[]#~!{}") {
+			quoted[i] = a
+			continue
+		}
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(quoted, " ")
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// Run runs cmd, streaming its output to log (when not nil) and returning a *RunError with the
+// command line and the last 8 KiB of output when it fails.
+func Run(ctx context.Context, log io.Writer, cmd *exec.Cmd) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	tail := &tailBuffer{max: 8 << 10}
+	var out io.Writer = tail
+	if log != nil {
+		out = io.MultiWriter(tail, log)
+	}
+	if cmd.Stdout == nil {
+		cmd.Stdout = out
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = out
+	}
+	if err := startAndWait(ctx, cmd); err != nil {
+		return &RunError{Command: CommandLine(cmd.Args), Dir: cmd.Dir, Output: tail.String(), Err: err}
+	}
+	return nil
+}
+
+// Output runs cmd and returns its standard output; failures carry standard error.
+func Output(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	var stdout bytes.Buffer
+	stderr := &tailBuffer{max: 8 << 10}
+	cmd.Stdout = &stdout
+	cmd.Stderr = stderr
+	if err := startAndWait(ctx, cmd); err != nil {
+		return stdout.Bytes(), &RunError{Command: CommandLine(cmd.Args), Dir: cmd.Dir, Output: stderr.String(), Err: err}
+	}
+	return stdout.Bytes(), nil
+}
+
+// startAndWait runs cmd and, when ctx ends first, sends SIGTERM and then SIGKILL after 10 s, so
+// builds interrupted with Ctrl-C stop their children instead of leaving them behind.
+func startAndWait(ctx context.Context, cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		return ctx.Err()
+	}
+}
