@@ -1,0 +1,54 @@
+# pxe-conformance: conformance tests for PXE booting virtual machines on Kubernetes with KubeVirt.
+#
+# make test      unit tests and the local QEMU lab's integration tests (installs what it needs)
+# make lab       the documented PXE procedure end to end in a local QEMU lab, with a verdict
+# make bench     boot time: direct kernel boot vs dnsmasq vs our PXE server
+# make e2e       the main job (see README.md)
+# make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+ARTIFACTS ?= $(CURDIR)/_artifacts
+export ARTIFACTS
+
+# Debian packages the lab needs on the host. The guest payload's packages are only downloaded
+# (apt-get download), never installed.
+LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg
+BENCH_PACKAGES := dnsmasq-base
+ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
+
+.PHONY: all deps test unit lab bench fuzz lint e2e cluster cluster-down clean-lab
+
+all: test
+
+deps:
+	@missing=$$(for p in $(LAB_PACKAGES) $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+
+unit:
+	$(GO) test -short ./...
+
+test: deps lint
+	$(GO) test -p 2 -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+lab: deps
+	$(GO) run ./ci/lab
+
+bench: deps
+	$(GO) run ./ci/bench
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDHCPHandler -fuzztime 30s ./framework/pxe
+	$(GO) test -run '^$$' -fuzz FuzzResolvePath -fuzztime 30s ./framework/pxe
+
+clean-lab:
+	$(GO) run ./ci/lab --sweep
