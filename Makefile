@@ -14,7 +14,7 @@ export ARTIFACTS
 
 # Debian packages the lab needs on the host. The guest payload's packages are only downloaded
 # (apt-get download), never installed.
-LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg
+LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg busybox-static
 BENCH_PACKAGES := dnsmasq-base
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
