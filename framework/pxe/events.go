@@ -1,0 +1,241 @@
+package pxe
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// EventKind names what happened in an Event.
+type EventKind string
+
+// Event kinds, one per thing a spec may wait for.
+const (
+	// KindDHCPDiscover is a DISCOVER from an allow-listed MAC.
+	KindDHCPDiscover EventKind = "dhcp-discover"
+	// KindDHCPOffer is an OFFER, recorded just before it is sent; IP and Path
+	// hold the address and boot file.
+	KindDHCPOffer EventKind = "dhcp-offer"
+	// KindDHCPRequest is a REQUEST from an allow-listed MAC.
+	KindDHCPRequest EventKind = "dhcp-request"
+	// KindDHCPAck is an ACK, recorded just before it is sent; IP and Path hold
+	// the address and boot file.
+	KindDHCPAck EventKind = "dhcp-ack"
+	// KindDHCPNak is a NAK, recorded just before it is sent; Reason says why.
+	KindDHCPNak EventKind = "dhcp-nak"
+	// KindDHCPRelease is a RELEASE from an allow-listed MAC.
+	KindDHCPRelease EventKind = "dhcp-release"
+	// KindDHCPDecline is a DECLINE: the client found its reserved address in use.
+	KindDHCPDecline EventKind = "dhcp-decline"
+	// KindDHCPInform is an INFORM from an allow-listed MAC.
+	KindDHCPInform EventKind = "dhcp-inform"
+	// KindDHCPIgnored is a DHCP message left unanswered; Reason says why
+	// ("not on allow-list" for MACs without a reservation).
+	KindDHCPIgnored EventKind = "dhcp-ignored"
+	// KindDHCPSendError is a reply that could not be sent; Reason has the error.
+	KindDHCPSendError EventKind = "dhcp-send-error"
+	// KindScript is a request for an iPXE script; Status 200 carries the Nonce.
+	KindScript EventKind = "script"
+	// KindTFTP is a TFTP request, recorded when the transfer ends.
+	KindTFTP EventKind = "tftp"
+	// KindHTTP is an HTTP file request, recorded when the response ends.
+	KindHTTP EventKind = "http"
+	// KindRouterSolicitation is an IPv6 router solicitation received.
+	KindRouterSolicitation EventKind = "ndp-rs"
+	// KindRouterAdvertisement is an IPv6 router advertisement sent: one
+	// event per solicitation it answered (with the soliciting MAC when the
+	// solicitation carried one), or a MAC-less event for the very first
+	// advertisement when nothing solicited it. Periodic ones are not recorded.
+	KindRouterAdvertisement EventKind = "ndp-ra"
+)
+
+// Protocols an Event can carry.
+const (
+	// ProtoDHCP marks DHCPv4 events.
+	ProtoDHCP = "dhcp"
+	// ProtoHTTP marks script and HTTP file events.
+	ProtoHTTP = "http"
+	// ProtoTFTP marks TFTP transfer events.
+	ProtoTFTP = "tftp"
+	// ProtoNDP marks router solicitation and advertisement events.
+	ProtoNDP = "ndp"
+)
+
+// ReasonNotAllowListed is the Reason of events for MACs without a reservation.
+const ReasonNotAllowListed = "not on allow-list"
+
+// Event is one thing the server saw or did, as recorded in the per-MAC log.
+type Event struct {
+	// Time is when the event was recorded.
+	Time time.Time `json:"time"`
+	// MAC is the client's MAC in lowercase colon form; empty when the server
+	// could not tell (a file request from an address no reservation holds).
+	MAC string `json:"mac,omitempty"`
+	// Kind says what happened.
+	Kind EventKind `json:"kind"`
+	// Protocol is "dhcp", "http", "tftp" or "ndp".
+	Protocol string `json:"protocol"`
+	// Remote is the peer's address as seen by the server.
+	Remote string `json:"remote,omitempty"`
+	// IP is the address offered or acknowledged by DHCP.
+	IP string `json:"ip,omitempty"`
+	// Path is the file or URL path served, or the boot file a DHCP reply names.
+	Path string `json:"path,omitempty"`
+	// Status is the HTTP status code of script and http events.
+	Status int `json:"status,omitempty"`
+	// Bytes is how many bytes of the body or file were sent.
+	Bytes int64 `json:"bytes,omitempty"`
+	// Duration is how long the transfer took, in nanoseconds in JSON.
+	Duration time.Duration `json:"duration,omitempty"`
+	// Nonce is the pxec.nonce handed out in a script.
+	Nonce string `json:"nonce,omitempty"`
+	// ClientArch is DHCP option 93 in decimal ("0", "7", "9"), when sent.
+	ClientArch string `json:"clientArch,omitempty"`
+	// Firmware is "bios" or "efi" as derived from ClientArch.
+	Firmware string `json:"firmware,omitempty"`
+	// UserClass is DHCP option 77 ("iPXE" for iPXE).
+	UserClass string `json:"userClass,omitempty"`
+	// Reason says why a request was ignored, refused or failed; empty on success.
+	Reason string `json:"reason,omitempty"`
+	// Detail is free-form context, such as the DHCP message type or transaction ID.
+	Detail string `json:"detail,omitempty"`
+}
+
+// maxEvents bounds the log so a flood of requests cannot exhaust memory;
+// the oldest half is dropped when it is reached.
+const maxEvents = 100000
+
+// eventLog is an append-only, bounded list of events that waiters can follow.
+type eventLog struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	events  []Event
+	dropped int           // events dropped from the front, for absolute indexes
+	changed chan struct{} // closed and replaced on every append
+	closed  bool
+}
+
+func newEventLog(log *slog.Logger) *eventLog {
+	return &eventLog{log: log, changed: make(chan struct{})}
+}
+
+// record stamps ev with the current time if it has none, logs it and appends it.
+func (l *eventLog) record(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	level := slog.LevelInfo
+	if ev.Reason != "" {
+		level = slog.LevelWarn
+	}
+	l.log.LogAttrs(context.Background(), level, "pxe event",
+		slog.String("kind", string(ev.Kind)),
+		slog.String("mac", ev.MAC),
+		slog.String("protocol", ev.Protocol),
+		slog.String("remote", ev.Remote),
+		slog.String("ip", ev.IP),
+		slog.String("path", ev.Path),
+		slog.Int("status", ev.Status),
+		slog.Int64("bytes", ev.Bytes),
+		slog.Duration("duration", ev.Duration),
+		slog.String("nonce", ev.Nonce),
+		slog.String("clientArch", ev.ClientArch),
+		slog.String("userClass", ev.UserClass),
+		slog.String("reason", ev.Reason),
+		slog.String("detail", ev.Detail),
+	)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.events) >= maxEvents {
+		half := len(l.events) / 2
+		l.events = append(l.events[:0:0], l.events[half:]...)
+		l.dropped += half
+	}
+	l.events = append(l.events, ev)
+	if !l.closed {
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+}
+
+// list returns a copy of the events of mac, or of all events when mac is "".
+func (l *eventLog) list(mac string) []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := []Event{}
+	for _, ev := range l.events {
+		if mac == "" || ev.MAC == mac {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// close wakes every waiter for good; later waits fail at once.
+func (l *eventLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.closed = true
+		close(l.changed)
+	}
+}
+
+// errStopped is returned by waits on a stopped server.
+var errStopped = fmt.Errorf("pxe server stopped")
+
+// waitFor returns the first event, past or future, of mac ("" for any MAC)
+// that match accepts (nil accepts all).
+func (l *eventLog) waitFor(ctx context.Context, mac string, match func(Event) bool) (Event, error) {
+	next := 0 // absolute index of the next event to look at
+	for {
+		l.mu.Lock()
+		start := next - l.dropped
+		if start < 0 {
+			start = 0
+		}
+		for i := start; i < len(l.events); i++ {
+			ev := l.events[i]
+			if (mac == "" || ev.MAC == mac) && (match == nil || match(ev)) {
+				l.mu.Unlock()
+				return ev, nil
+			}
+		}
+		next = l.dropped + len(l.events)
+		changed, closed := l.changed, l.closed
+		l.mu.Unlock()
+		if closed {
+			return Event{}, errStopped
+		}
+		select {
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// macKey is the form MACs take in events, URLs and kernel arguments.
+func macKey(mac net.HardwareAddr) string {
+	if len(mac) == 0 {
+		return ""
+	}
+	return mac.String()
+}
+
+// parseMAC accepts a 6-byte MAC in any form net.ParseMAC knows.
+func parseMAC(s string) (net.HardwareAddr, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil {
+		return nil, fmt.Errorf("parse mac %q: %w", s, err)
+	}
+	if len(hw) != 6 {
+		return nil, fmt.Errorf("parse mac %q: want a 6-byte Ethernet address", s)
+	}
+	return hw, nil
+}

@@ -1,0 +1,158 @@
+package pxe
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// httpHandler routes the server's HTTP endpoints. ServeMux patterns with GET
+// also match HEAD and answer every other method with 405, which keeps the
+// file tree read-only.
+//
+//	GET /ipxe/{mac}       per-MAC iPXE script (404 for MACs without a reservation)
+//	GET /events[?mac=M]   JSON array of recorded events, all or one MAC's
+//	GET /healthz          "ok"
+//	GET /{path...}        files under Root
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+scriptPathPrefix+"{mac}", s.serveScript)
+	mux.HandleFunc("GET /events", s.serveEvents)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /", s.serveFile)
+	return mux
+}
+
+// countingWriter remembers the status and counts body bytes for the event log.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(b)
+	c.bytes += int64(n)
+	return n, err
+}
+
+// remoteOf parses r.RemoteAddr, which net/http fills from the connection.
+func remoteOf(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// serveScript hands out mac's iPXE script with a fresh nonce.
+func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ev := Event{Kind: KindScript, Protocol: ProtoHTTP, Path: r.URL.Path, Remote: r.RemoteAddr}
+	raw := r.PathValue("mac")
+	hw, err := parseMAC(raw)
+	if err != nil {
+		ev.Status = http.StatusBadRequest
+		ev.Reason = err.Error()
+		http.Error(w, fmt.Sprintf("bad mac %q in script path: %v", raw, err), ev.Status)
+		s.events.record(ev)
+		return
+	}
+	ev.MAC = macKey(hw)
+	res, ok := s.cfg.byMAC[ev.MAC]
+	if !ok {
+		ev.Status = http.StatusNotFound
+		ev.Reason = ReasonNotAllowListed
+		http.Error(w, fmt.Sprintf("no reservation for mac %s", ev.MAC), ev.Status)
+		s.events.record(ev)
+		return
+	}
+	ev.Nonce = newNonce()
+	body := renderScript(s.baseURL, s.cfg.Boot, res, ev.Nonce)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store") // every fetch must get a new nonce
+	cw := &countingWriter{ResponseWriter: w}
+	if r.Method != http.MethodHead {
+		_, err = cw.Write([]byte(body))
+	}
+	ev.Status = http.StatusOK
+	ev.Bytes = cw.bytes
+	ev.Duration = time.Since(start)
+	if err != nil {
+		ev.Reason = fmt.Sprintf("write script: %v", err)
+	}
+	s.events.record(ev)
+}
+
+// serveEvents answers GET /events?mac=<mac> with that MAC's events, or all
+// events without the parameter.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	mac := ""
+	if raw, ok := r.URL.Query()["mac"]; ok {
+		if len(raw) != 1 {
+			http.Error(w, "give the mac parameter once", http.StatusBadRequest)
+			return
+		}
+		hw, err := parseMAC(raw[0])
+		if err != nil {
+			http.Error(w, fmt.Sprintf("bad mac %q: %v", raw[0], err), http.StatusBadRequest)
+			return
+		}
+		mac = macKey(hw)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s.events.list(mac)); err != nil {
+		s.log.Warn("write events", "remote", r.RemoteAddr, "err", err)
+	}
+}
+
+// serveFile serves a file under Root and records the transfer when it ends.
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	remote := remoteOf(r)
+	ev := Event{Kind: KindHTTP, Protocol: ProtoHTTP, Path: r.URL.Path, Remote: r.RemoteAddr, MAC: s.macForRemote(remote)}
+	if r.Method == http.MethodHead {
+		ev.Detail = "HEAD"
+	}
+	cw := &countingWriter{ResponseWriter: w}
+	defer func() {
+		ev.Status = cw.status
+		ev.Bytes = cw.bytes
+		ev.Duration = time.Since(start)
+		s.events.record(ev)
+	}()
+
+	f, fi, err := s.files.open(strings.TrimPrefix(r.URL.Path, "/"))
+	if err != nil {
+		// Refusals look like absent files to the client; the event says which.
+		ev.Reason = err.Error()
+		http.Error(cw, "404 page not found", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	http.ServeContent(cw, r, fi.Name(), fi.ModTime(), f)
+	switch {
+	case cw.status >= 400:
+		ev.Reason = fmt.Sprintf("http status %d", cw.status)
+	case cw.status == http.StatusOK && r.Method != http.MethodHead && cw.bytes < fi.Size():
+		ev.Reason = fmt.Sprintf("client went away after %d of %d bytes", cw.bytes, fi.Size())
+	}
+}

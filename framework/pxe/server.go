@@ -1,0 +1,335 @@
+package pxe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pin/tftp/v3"
+)
+
+// Server is a running PXE server; Stop releases everything Start took.
+type Server struct {
+	cfg     *settings
+	log     *slog.Logger
+	events  *eventLog
+	files   *fileRoot
+	dhcp    *dhcpResponder
+	baseURL string
+
+	dhcpConn *net.UDPConn
+	tftpConn *net.UDPConn
+	tftpSrv  *tftp.Server
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	ra       *raSender
+
+	done     chan struct{} // closed by Stop to end the server's loops
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// sockets is what Start opens inside the network namespace.
+type sockets struct {
+	dhcp *net.UDPConn
+	tftp *net.UDPConn
+	http net.Listener
+	ra   *raSender
+}
+
+func (s *sockets) close() {
+	if s.dhcp != nil {
+		s.dhcp.Close()
+	}
+	if s.tftp != nil {
+		s.tftp.Close()
+	}
+	if s.http != nil {
+		s.http.Close()
+	}
+	if s.ra != nil {
+		s.ra.close()
+	}
+}
+
+// Start validates cfg, opens every socket (inside cfg.Netns when set) and
+// starts serving; ctx bounds only this setup, Stop ends the serving. On
+// error nothing stays open.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	st, err := validate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start pxe server on %s: %w", st.Interface, err)
+	}
+	log := st.Logger.With("component", "pxe", "interface", st.Interface)
+
+	files, err := openFileRoot(st.Root)
+	if err != nil {
+		return nil, fmt.Errorf("invalid pxe config: Root %q: %w", st.Root, err)
+	}
+	for _, f := range []struct{ field, name string }{{"Boot.Kernel", st.Boot.Kernel}, {"Boot.Initrd", st.Boot.Initrd}} {
+		fh, _, err := files.open(f.name)
+		if err != nil {
+			files.close()
+			return nil, fmt.Errorf("invalid pxe config: %s %q under Root %q: %w", f.field, f.name, st.Root, err)
+		}
+		fh.Close()
+	}
+	for _, name := range []string{BIOSLoader, EFILoader} {
+		if _, err := resolvePath(files.dir, name); err != nil {
+			log.Warn("chainload file missing: firmware without iPXE cannot boot", "file", name, "root", st.Root, "err", err)
+		}
+	}
+
+	var socks sockets
+	err = inNetns(st.Netns, func() error { return openSockets(ctx, st, &socks) })
+	if err != nil {
+		socks.close()
+		files.close()
+		where := ""
+		if st.Netns != "" {
+			where = " in netns " + st.Netns
+		}
+		return nil, fmt.Errorf("start pxe server on %s%s: %w", st.Interface, where, err)
+	}
+
+	s := &Server{
+		cfg:      st,
+		log:      log,
+		events:   newEventLog(log),
+		files:    files,
+		dhcpConn: socks.dhcp,
+		tftpConn: socks.tftp,
+		httpLn:   socks.http,
+		ra:       socks.ra,
+		done:     make(chan struct{}),
+	}
+	httpPort := socks.http.Addr().(*net.TCPAddr).Port
+	s.baseURL = "http://" + net.JoinHostPort(st.ServerIP.String(), strconv.Itoa(httpPort))
+	s.dhcp = &dhcpResponder{
+		serverIP:  st.ServerIP,
+		subnet:    st.Subnet,
+		router:    st.Router,
+		dns:       st.DNS,
+		leaseTime: st.LeaseTime,
+		byMAC:     st.byMAC,
+		scriptURL: func(mac string) string { return s.baseURL + scriptPathPrefix + mac },
+	}
+
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serveDHCP()
+	}()
+
+	s.tftpSrv = s.newTFTPServer()
+	s.wg.Add(1)
+	// pin/tftp looks the receiving interface up by index for every packet,
+	// so its loop must run on a thread inside the namespace.
+	if err := goInNetns(st.Netns, s.serveTFTP, s.wg.Done); err != nil {
+		// The netns was entered moments ago; failing now means it vanished.
+		s.Stop(ctx)
+		return nil, fmt.Errorf("start tftp on %s: %w", st.TFTPAddr, err)
+	}
+
+	s.httpSrv = &http.Server{
+		Handler:           s.httpHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server failed", "err", err)
+		}
+	}()
+
+	if s.ra != nil {
+		s.ra.events = s.events
+		s.wg.Add(2)
+		go func() {
+			defer s.wg.Done()
+			s.ra.readLoop()
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.ra.advertiseLoop(s.done)
+		}()
+	}
+
+	log.Info("pxe server started",
+		"serverIP", st.ServerIP, "subnet", st.Subnet, "netns", st.Netns,
+		"dhcp", s.DHCPAddr(), "tftp", s.TFTPAddr(), "http", s.HTTPAddr(),
+		"routerAdvertisements", st.RouterAdvertisements, "reservations", len(st.Reservations))
+	return s, nil
+}
+
+// openSockets opens every socket of the server; it runs inside the namespace.
+func openSockets(ctx context.Context, st *settings, socks *sockets) error {
+	ifi, err := net.InterfaceByName(st.Interface)
+	if err != nil {
+		return fmt.Errorf("look up Interface %q: %w", st.Interface, err)
+	}
+	if err := checkServerIP(ifi, st.ServerIP); err != nil {
+		return err
+	}
+	if socks.dhcp, err = listenDHCP(ctx, st.Interface, st.DHCPAddr); err != nil {
+		return fmt.Errorf("listen on DHCPAddr %q: %w", st.DHCPAddr, err)
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp4", st.TFTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on TFTPAddr %q: %w", st.TFTPAddr, err)
+	}
+	socks.tftp = pc.(*net.UDPConn)
+	if socks.http, err = lc.Listen(ctx, "tcp", st.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on HTTPAddr %q: %w", st.HTTPAddr, err)
+	}
+	if st.RouterAdvertisements {
+		if socks.ra, err = openRA(ctx, ifi, st.Logger.With("component", "pxe-ra", "interface", st.Interface)); err != nil {
+			return fmt.Errorf("open RouterAdvertisements socket on %s: %w", st.Interface, err)
+		}
+	}
+	return nil
+}
+
+// checkServerIP makes sure ServerIP is configured on the interface: replies
+// from any other address would be dropped by clients, and the reason would
+// be hard to see from a failed boot.
+func checkServerIP(ifi *net.Interface, ip netip.Addr) error {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if got, ok := netip.AddrFromSlice(n.IP); ok && got.Unmap() == ip {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("check ServerIP %q: not configured on interface %s (it has %v)", ip, ifi.Name, addrs)
+}
+
+// Stop closes every socket Start opened and waits, until ctx ends, for the
+// server's goroutines and in-flight transfers to finish. Calling it again
+// returns the first call's result.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) stop(ctx context.Context) error {
+	close(s.done)
+	var errs []error
+	if s.httpSrv != nil {
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			s.httpSrv.Close()
+			errs = append(errs, fmt.Errorf("stop http on %s: %w", s.HTTPAddr(), err))
+		}
+	} else {
+		s.httpLn.Close()
+	}
+	if s.tftpSrv != nil {
+		// In single-port mode Shutdown only cancels; closing the socket
+		// unblocks the read loop, which then waits for running transfers.
+		s.tftpSrv.Shutdown()
+	}
+	s.tftpConn.Close()
+	s.dhcpConn.Close()
+	if s.ra != nil {
+		s.ra.close()
+	}
+
+	waited := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("stop pxe server on %s: goroutines still running: %w", s.cfg.Interface, ctx.Err()))
+	}
+	if err := s.files.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close root %s: %w", s.cfg.Root, err))
+	}
+	s.events.close()
+	s.log.Info("pxe server stopped")
+	return errors.Join(errs...)
+}
+
+// Events returns a copy of the events recorded for mac, oldest first, or of
+// all events when mac is nil.
+func (s *Server) Events(mac net.HardwareAddr) []Event {
+	return s.events.list(macKey(mac))
+}
+
+// WaitFor returns the first event of mac (any MAC when nil) that match
+// accepts (any event when match is nil), already recorded or yet to come. It
+// fails when ctx ends or the server stops first.
+func (s *Server) WaitFor(ctx context.Context, mac net.HardwareAddr, match func(Event) bool) (Event, error) {
+	ev, err := s.events.waitFor(ctx, macKey(mac), match)
+	if err != nil {
+		who := macKey(mac)
+		if who == "" {
+			who = "any MAC"
+		}
+		return Event{}, fmt.Errorf("wait for pxe event of %s: %w", who, err)
+	}
+	return ev, nil
+}
+
+// HTTPAddr returns the address the HTTP server listens on (with the real port when 0 was asked for).
+func (s *Server) HTTPAddr() netip.AddrPort {
+	return addrPort(s.httpLn.Addr())
+}
+
+// TFTPAddr returns the address the TFTP server listens on.
+func (s *Server) TFTPAddr() netip.AddrPort {
+	return addrPort(s.tftpConn.LocalAddr())
+}
+
+// DHCPAddr returns the address the DHCP server listens on.
+func (s *Server) DHCPAddr() netip.AddrPort {
+	return addrPort(s.dhcpConn.LocalAddr())
+}
+
+// BaseURL returns http://<ServerIP>:<http port>, the prefix of every URL the server hands out.
+func (s *Server) BaseURL() string {
+	return s.baseURL
+}
+
+// ScriptURL returns the URL of mac's iPXE script, as DHCP hands it to iPXE.
+func (s *Server) ScriptURL(mac net.HardwareAddr) string {
+	return s.baseURL + scriptPathPrefix + macKey(mac)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return v.AddrPort()
+	case *net.UDPAddr:
+		return v.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// macForRemote attributes a file request to a reservation by source address.
+func (s *Server) macForRemote(ip netip.Addr) string {
+	if r, ok := s.cfg.byIP[ip.Unmap()]; ok {
+		return macKey(r.MAC)
+	}
+	return ""
+}

@@ -1,0 +1,206 @@
+package pxe
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pin/tftp/v3"
+)
+
+// bigFile spans several blocks at every block size the tests use.
+const bigFileSize = 50_000
+
+func startTFTPServer(t *testing.T) (*Server, []byte) {
+	t.Helper()
+	big := bytes.Repeat([]byte("0123456789abcdef"), bigFileSize/16+1)[:bigFileSize]
+	srv := startLoopback(t, func(c *Config) {
+		if err := os.WriteFile(filepath.Join(c.Root, "big.bin"), big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return srv, big
+}
+
+func TestTFTPTransferWithTsizeAndBlksize(t *testing.T) {
+	srv, big := startTFTPServer(t)
+	for _, blksize := range []int{0, 512, 1024, 1432} {
+		t.Run("blksize "+strconv.Itoa(blksize), func(t *testing.T) {
+			c, err := tftp.NewClient(srv.TFTPAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetTimeout(5 * time.Second)
+			c.RequestTSize(true)
+			if blksize != 0 {
+				c.SetBlockSize(blksize)
+			}
+			wt, err := c.Receive("big.bin", "octet")
+			if err != nil {
+				t.Fatalf("receive big.bin: %v", err)
+			}
+			if n, ok := wt.(tftp.IncomingTransfer).Size(); !ok || n != bigFileSize {
+				t.Errorf("tsize = %d (sent: %v), want %d", n, ok, bigFileSize)
+			}
+			var buf bytes.Buffer
+			n, err := wt.WriteTo(&buf)
+			if err != nil {
+				t.Fatalf("transfer: %v", err)
+			}
+			if n != bigFileSize || !bytes.Equal(buf.Bytes(), big) {
+				t.Fatalf("got %d bytes, want the %d bytes of big.bin", n, bigFileSize)
+			}
+		})
+	}
+	// The server records a transfer when the final ACK arrives, which may be
+	// after the client returned: wait for the fourth.
+	seen := 0
+	waitEventMatching(t, srv, func(e Event) bool {
+		if e.Kind == KindTFTP {
+			seen++
+		}
+		return seen == 4
+	})
+	var evs []Event
+	for _, ev := range srv.Events(nil) {
+		if ev.Kind == KindTFTP {
+			evs = append(evs, ev)
+		}
+	}
+	if len(evs) != 4 {
+		t.Fatalf("tftp events %+v, want 4", evs)
+	}
+	for _, ev := range evs {
+		if ev.Path != "big.bin" || ev.Bytes != bigFileSize || ev.Reason != "" || ev.Duration <= 0 || ev.Protocol != ProtoTFTP {
+			t.Errorf("event %+v, want a complete big.bin transfer", ev)
+		}
+	}
+}
+
+// rawRRQ sends one read request from local and returns the server's first
+// answer: the options of an OACK, or the message of an ERROR.
+func rawRRQ(t *testing.T, srv *Server, local string, name string, opts ...string) (oack map[string]string, errMsg string) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", local+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pkt := []byte{0, 1}
+	for _, f := range append([]string{name, "octet"}, opts...) {
+		pkt = append(append(pkt, f...), 0)
+	}
+	dst := net.UDPAddrFromAddrPort(srv.TFTPAddr())
+	if _, err := conn.WriteTo(pkt, dst); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 2048)
+	n, from, err := conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no answer to RRQ %q: %v", name, err)
+	}
+	if from.String() != dst.String() {
+		t.Errorf("answer came from %s, want the listening socket %s (single-port mode)", from, dst)
+	}
+	b := buf[:n]
+	switch binary.BigEndian.Uint16(b) {
+	case 6: // OACK
+		fields := strings.Split(strings.TrimSuffix(string(b[2:]), "\x00"), "\x00")
+		oack = map[string]string{}
+		for i := 0; i+1 < len(fields); i += 2 {
+			oack[fields[i]] = fields[i+1]
+		}
+		// Abort politely so the server's transfer ends now.
+		conn.WriteTo([]byte{0, 5, 0, 0, 'b', 'y', 'e', 0}, from)
+		return oack, ""
+	case 5: // ERROR
+		return nil, strings.TrimSuffix(string(b[4:]), "\x00")
+	default:
+		conn.WriteTo([]byte{0, 5, 0, 0, 'b', 'y', 'e', 0}, from)
+		return nil, ""
+	}
+}
+
+func TestTFTPNegotiatesOptions(t *testing.T) {
+	srv, _ := startTFTPServer(t)
+	oack, msg := rawRRQ(t, srv, "127.0.0.1", "big.bin", "blksize", "1432", "tsize", "0")
+	if oack == nil {
+		t.Fatalf("no OACK (error %q)", msg)
+	}
+	if oack["blksize"] != "1432" || oack["tsize"] != strconv.Itoa(bigFileSize) {
+		t.Errorf("OACK %v, want blksize 1432 and tsize %d", oack, bigFileSize)
+	}
+	// The client aborted after the OACK; the server records the transfer as failed.
+	ev := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == "big.bin" })
+	if !strings.Contains(ev.Reason, "bye") {
+		t.Errorf("aborted transfer recorded as %+v, want the client's error message", ev)
+	}
+}
+
+func TestTFTPRefusesTraversalAbsoluteAndWrites(t *testing.T) {
+	srv, _ := startTFTPServer(t)
+	for _, name := range []string{"../etc/passwd", "/etc/passwd", "sub", "missing.bin"} {
+		oack, msg := rawRRQ(t, srv, "127.0.0.1", name, "tsize", "0")
+		if oack != nil || msg == "" {
+			t.Errorf("RRQ %q: OACK %v error %q, want an ERROR packet", name, oack, msg)
+		}
+		if strings.Contains(msg, srv.cfg.Root) {
+			t.Errorf("RRQ %q: error %q reveals the root path", name, msg)
+		}
+		ev := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == name })
+		if ev.Reason == "" || ev.Bytes != 0 {
+			t.Errorf("RRQ %q recorded as %+v, want a refusal", name, ev)
+		}
+	}
+
+	c, err := tftp.NewClient(srv.TFTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTimeout(5 * time.Second)
+	c.SetRetries(1)
+	if rf, err := c.Send("uploaded.bin", "octet"); err == nil {
+		_, err = rf.ReadFrom(strings.NewReader("data"))
+		if err == nil {
+			t.Error("write request accepted")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(srv.cfg.Root, "uploaded.bin")); err == nil {
+		t.Error("write request created a file under the root")
+	}
+	ev := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == "uploaded.bin" })
+	if ev.Reason != errWriteRefused.Error() {
+		t.Errorf("write recorded as %+v, want reason %q", ev, errWriteRefused)
+	}
+}
+
+func TestTFTPAttributesTransfersToReservationByAddress(t *testing.T) {
+	srv, _ := startTFTPServer(t)
+	reserved := loopbackConfig(t).Reservations[0].IP.String()
+	if oack, msg := rawRRQ(t, srv, reserved, "vmlinuz", "tsize", "0"); oack == nil {
+		t.Fatalf("no OACK: %q", msg)
+	}
+	ev := waitEvent(t, srv, testMAC, KindTFTP)
+	if ev.Path != "vmlinuz" || !strings.HasPrefix(ev.Remote, reserved+":") {
+		t.Errorf("event %+v, want vmlinuz from %s", ev, reserved)
+	}
+}
+
+func waitEventMatching(t *testing.T, srv *Server, match func(Event) bool) Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ev, err := srv.WaitFor(ctx, nil, match)
+	if err != nil {
+		t.Fatalf("no matching event: %v; events %+v", err, srv.Events(nil))
+	}
+	return ev
+}
