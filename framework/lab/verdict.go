@@ -114,13 +114,19 @@ func formatStep(n int, s Step) string {
 }
 
 // Print writes the whole verdict: a header, one line per step with its end time since the start,
-// and a closing PASS or FAIL line.
+// and the closing Summary.
 func (v *Verdict) Print(w io.Writer) {
-	steps := v.Steps()
 	fmt.Fprintf(w, "\n== %s\n", v.Title)
-	for i, s := range steps {
+	for i, s := range v.Steps() {
 		fmt.Fprintln(w, formatStep(i+1, s))
 	}
+	v.PrintSummary(w)
+}
+
+// PrintSummary writes the closing line: PASS with the step count and total time, or FAIL with
+// the first failed step's error.
+func (v *Verdict) PrintSummary(w io.Writer) {
+	steps := v.Steps()
 	if v.Passed() {
 		fmt.Fprintf(w, "== PASS: %d steps in %.2fs\n", len(steps), steps[len(steps)-1].End.Seconds())
 		return
