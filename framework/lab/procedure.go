@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -43,6 +44,13 @@ func DefaultTimeouts(a qemu.Accel) Timeouts {
 	}
 	return t
 }
+
+// ignoredBeforeGivingUp is how many of a MAC's DHCP messages the PXE server must have ignored
+// before the procedure stops waiting for an answer. iPXE retransmits its DISCOVER a few times
+// over about 30 s before it gives up; three ignored messages already prove that nothing answers.
+const ignoredBeforeGivingUp = 3
+
+var errNoDHCPAnswer = errors.New("the PXE server ignored the MAC's DHCP messages")
 
 // Result is what a run of the procedure observed, for callers to assert on or report.
 type Result struct {
@@ -131,9 +139,28 @@ func (l *Lab) Boot(ctx context.Context, gc GuestConfig, to Timeouts, v *Verdict)
 	_ = v.Do("PXE server answers the VM's DHCP with its reserved address", func() (string, error) {
 		c, cancel := step(ctx, to.DHCP)
 		defer cancel()
+		// Fail fast: once the server has ignored a few DHCP messages from the MAC, no answer is
+		// coming, so stop waiting for iPXE's own (much later) timeout.
+		waitc, stopWaiting := context.WithCancelCause(c)
+		defer stopWaiting(nil)
+		go func() {
+			ignored := 0
+			_, err := l.PXE.WaitFor(waitc, mac, func(e pxe.Event) bool {
+				if e.Kind == pxe.KindDHCPIgnored {
+					ignored++
+				}
+				return ignored >= ignoredBeforeGivingUp
+			})
+			if err == nil {
+				stopWaiting(errNoDHCPAnswer)
+			}
+		}()
 		// iPXE prints the address it configured; the server's log must show the ACK too.
-		m, err := g.Expect(c, "iPXE's DHCP result", regexp.MustCompile(`net\d+: (\d+\.\d+\.\d+\.\d+)/`))
+		m, err := g.Expect(waitc, "iPXE's DHCP result", regexp.MustCompile(`net\d+: (\d+\.\d+\.\d+\.\d+)/`))
 		if err != nil {
+			if errors.Is(context.Cause(waitc), errNoDHCPAnswer) {
+				return "", errors.New(g.DHCPDiagnosis())
+			}
 			return "", err
 		}
 		ack, err := l.PXE.WaitFor(c, mac, func(e pxe.Event) bool { return e.Kind == pxe.KindDHCPAck })
