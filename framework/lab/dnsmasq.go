@@ -69,14 +69,16 @@ func StartDnsmasq(ctx context.Context, seg *Segment, cfg DnsmasqConfig) (*Dnsmas
 		"--conf-file=/dev/null", "--port=0", "--user=root", "--group=root",
 		"--interface="+seg.Bridge, "--bind-interfaces",
 		"--dhcp-leasefile="+filepath.Join(dir, "leases"),
-		fmt.Sprintf("--dhcp-range=%s,static,%s", prefix.Addr(), net.CIDRMask(prefix.Bits(), 32).String()),
+		fmt.Sprintf("--dhcp-range=%s,static,%s", prefix.Addr(), net.IP(net.CIDRMask(prefix.Bits(), 32))),
 		fmt.Sprintf("--dhcp-host=%s,%s", cfg.MAC, cfg.IP),
 		"--dhcp-authoritative", "--no-ping",
 		"--dhcp-option=encap:175,176,1b",
 		"--dhcp-match=set:ipxe,175",
 		"--dhcp-boot=tag:ipxe,boot.ipxe",
 		"--enable-tftp", "--tftp-root="+filepath.Join(dir, "tftp"),
-		"--enable-ra", "--dhcp-range=::,constructor:"+seg.Bridge+",ra-only,0",
+		"--enable-ra", "--dhcp-range=::,constructor:"+seg.Bridge+",ra-only",
+		// Router lifetime 0: the advertisements end iPXE's wait for IPv6 but offer no route.
+		"--ra-param="+seg.Bridge+",10,0",
 	)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout = d.log

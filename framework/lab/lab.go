@@ -157,3 +157,7 @@ func (l *Lab) AttachTap(ctx context.Context) (string, error) {
 	l.taps++
 	return name, l.Segment.AddTap(ctx, name)
 }
+
+// FirstGuestIP is the address the first allow-listed MAC gets, for reference servers that need
+// the same reservation.
+func FirstGuestIP() netip.Addr { return firstGuestIP }

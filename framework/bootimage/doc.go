@@ -1,0 +1,20 @@
+// Package bootimage builds the guest payload that the PXE server hands out:
+// Debian bookworm's kernel, an initramfs, and Debian's iPXE binaries for
+// firmware whose PXE stack is not iPXE.
+//
+// Build fetches Debian packages with `apt-get download` into the cache (they
+// are never installed on the host), unpacks them there, and writes the
+// initramfs itself: busybox-static with the applet links fixtures/guest
+// lists, dropbear with the shared libraries its ELF headers need, the virtio
+// modules in dependency order, and fixtures/guest's /init. The archive is a
+// cpio "newc" stream with sorted entries, uid and gid 0, one fixed mtime,
+// compressed by gzip with no name and no time, so the same inputs give the
+// same bytes. Payloads are cached under a hash of the package versions, the
+// module list and the guest files; concurrent Builds, from one process or
+// several, serialise on a lock file in the cache and publish with a rename.
+//
+// ParseReady reads the line the guest prints once sshd listens; its format
+// is the suite's contract between guest, PXE server and specs. The guest's
+// SSH host key is HostKeyAlgorithm's (ECDSA P-256): bookworm's dropbear
+// breaks Go clients that meet it with only an ed25519 key.
+package bootimage
