@@ -52,3 +52,7 @@ fuzz:
 
 clean-lab:
 	$(GO) run ./ci/lab --sweep
+
+# The main job. Until the offline cluster and the KubeVirt suite land, it is the documented
+# procedure in the local QEMU lab (see README.md, "What make e2e runs today").
+e2e: lab
