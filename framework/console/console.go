@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,7 +41,8 @@ type Console struct {
 	tee       io.Writer
 	teeErr    error
 
-	wmu sync.Mutex // serialises writes so concurrent Sends do not interleave
+	wmu   sync.Mutex   // serialises writes so concurrent Sends do not interleave
+	sends atomic.Int64 // completed Sends; tests wait on it to act after a write landed
 
 	newline  string
 	reprompt time.Duration
@@ -267,6 +269,7 @@ func (c *Console) Send(ctx context.Context, s string) error {
 		if err != nil {
 			return fmt.Errorf("write %d bytes to console: %w", len(s), err)
 		}
+		c.sends.Add(1)
 		return nil
 	case <-ctx.Done():
 		select {
@@ -275,6 +278,7 @@ func (c *Console) Send(ctx context.Context, s string) error {
 			if err != nil {
 				return fmt.Errorf("write %d bytes to console: %w", len(s), err)
 			}
+			c.sends.Add(1)
 			return nil
 		default:
 			return fmt.Errorf("write %d bytes to console: %w", len(s), ctx.Err())

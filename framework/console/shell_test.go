@@ -333,8 +333,14 @@ func TestRunTimeoutNamesCommandAndShowsEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
+	sent := c.sends.Load()
 	go func() {
 		<-f.started
+		// Cancel only once Run's write has landed, so the cancel hits the wait for the
+		// markers, not the write.
+		for c.sends.Load() == sent {
+			time.Sleep(time.Millisecond)
+		}
 		cancel()
 	}()
 	out, status, err := c.Run(runCtx, "sleep 1000")
