@@ -25,6 +25,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/lab"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
+	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
 func main() {
@@ -136,7 +137,13 @@ func procedure(ctx context.Context, payload *bootimage.Payload, mac net.Hardware
 	if !v.Passed() {
 		return v, v.Err()
 	}
-	g, _, err := l.Boot(ctx, lab.GuestConfig{Name: "pxe-client-" + string(fw), MAC: mac, Firmware: fw, Accel: accel}, lab.DefaultTimeouts(accel), v)
+	g, res, err := l.Boot(ctx, lab.GuestConfig{Name: "pxe-client-" + string(fw), MAC: mac, Firmware: fw, Accel: accel, VNC: true}, lab.DefaultTimeouts(accel), v)
+	if res != nil && res.Screenshot != nil {
+		path := filepath.Join(artifacts, "lab", "pxe-client-"+string(fw)+"-boot-screen.png")
+		if werr := writePNG(path, res); werr == nil {
+			fmt.Println("lab: boot screen:", path)
+		}
+	}
 	if g != nil {
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = g.Stop(c)
@@ -149,6 +156,13 @@ func procedure(ctx context.Context, payload *bootimage.Payload, mac net.Hardware
 		}
 	}
 	return v, err
+}
+
+func writePNG(path string, res *lab.Result) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return vnc.WritePNG(path, res.Screenshot)
 }
 
 func writeTranscript(g *lab.Guest, path string) error {

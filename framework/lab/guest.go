@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
+	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
 // GuestConfig describes one guest of the lab.
@@ -40,6 +44,8 @@ type GuestConfig struct {
 	Tee io.Writer
 	// Tap is a tap device on the lab bridge made with AttachTap; StartGuest makes one when empty.
 	Tap string
+	// VNC gives the guest a VGA display on a VNC socket, for Screenshot.
+	VNC bool
 }
 
 // Guest is a running QEMU guest of the lab.
@@ -57,6 +63,7 @@ type Guest struct {
 
 	lab     *Lab
 	sshPort int
+	dir     string // per-guest files (the VNC socket)
 }
 
 // iPXE's own words when it gives up on every network device.
@@ -90,6 +97,12 @@ func (l *Lab) StartGuest(ctx context.Context, gc GuestConfig) (*Guest, error) {
 		Bridge:   []qemu.BridgeNIC{{Tap: tap, MAC: gc.MAC, BootIndex: bootIndex}},
 		Wrap:     l.NS.Wrap(),
 	}
+	if gc.VNC {
+		if g.dir, err = os.MkdirTemp("", "pxec-guest-"); err != nil {
+			return g, fmt.Errorf("start guest %s: %w", gc.Name, err)
+		}
+		qc.VNCSocket = filepath.Join(g.dir, "vnc.sock")
+	}
 	if gc.Direct {
 		g.DirectNonce = newNonce()
 		qc.Direct = &qemu.DirectBoot{
@@ -122,7 +135,43 @@ func (g *Guest) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if g.dir != "" {
+		errs = append(errs, os.RemoveAll(g.dir))
+	}
 	return errors.Join(errs...)
+}
+
+// Screenshot captures the guest's display over VNC once the firmware has drawn on it (QEMU's
+// own 640x480 "display not initialized" notice does not count), as the documentation views
+// the VMI's boot screen with VNC.
+func (g *Guest) Screenshot(ctx context.Context) (*image.RGBA, error) {
+	if g.dir == "" {
+		return nil, fmt.Errorf("screenshot %s: the guest has no VNC display (GuestConfig.VNC)", g.Config.Name)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(g.dir, "vnc.sock"))
+	if err != nil {
+		return nil, fmt.Errorf("screenshot %s: %w", g.Config.Name, err)
+	}
+	c, err := vnc.Connect(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("screenshot %s: %w", g.Config.Name, err)
+	}
+	defer c.Close()
+	for {
+		img, err := c.Capture(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("screenshot %s: %w", g.Config.Name, err)
+		}
+		if b := img.Bounds(); !vnc.IsBlank(img) && !(b.Dx() == 640 && b.Dy() == 480 && g.Config.Firmware == qemu.BIOS) {
+			return img, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("screenshot %s: the firmware never drew on the display: %w", g.Config.Name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Expect waits for re on the console and, when the wait fails, says why in the lab's terms:

@@ -16,6 +16,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
+	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
 // requireLab skips a test that needs root and QEMU where they are missing, except under CI,
@@ -142,7 +143,7 @@ func TestPXEBootFollowsTheDocumentedProcedure(t *testing.T) {
 			mac := mustMAC(t, DefaultMAC)
 			l := startLab(t, ctx, mac)
 			v := NewVerdict(string(fw), nil)
-			g, res, err := l.Boot(ctx, GuestConfig{Name: "pxe-" + string(fw), MAC: mac, Firmware: fw, Accel: accel}, DefaultTimeouts(accel), v)
+			g, res, err := l.Boot(ctx, GuestConfig{Name: "pxe-" + string(fw), MAC: mac, Firmware: fw, Accel: accel, VNC: true}, DefaultTimeouts(accel), v)
 			keepGuest(t, g)
 			if err != nil {
 				var b strings.Builder
@@ -190,6 +191,13 @@ func TestPXEBootFollowsTheDocumentedProcedure(t *testing.T) {
 			}
 			if res.Nonce == "" || res.Ready.Nonce != res.Nonce {
 				t.Errorf("ready line nonce %q, want the served script's %q", res.Ready.Nonce, res.Nonce)
+			}
+
+			// The boot screen was captured over VNC.
+			if res.Screenshot == nil || vnc.IsBlank(res.Screenshot) {
+				t.Error("no boot screen was captured over VNC")
+			} else if dir := os.Getenv("ARTIFACTS"); dir != "" && os.MkdirAll(filepath.Join(dir, "lab"), 0o755) == nil {
+				_ = vnc.WritePNG(filepath.Join(dir, "lab", "boot-screen-"+string(fw)+".png"), res.Screenshot)
 			}
 
 			// SSH with the pinned host key worked, and the interfaces are as documented.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"net"
 	"regexp"
 	"slices"
@@ -62,6 +63,8 @@ type Result struct {
 	Events []pxe.Event
 	// Nonce is the nonce of the last iPXE script the server served to the MAC.
 	Nonce string
+	// Screenshot is the boot screen captured over VNC (nil without GuestConfig.VNC).
+	Screenshot *image.RGBA
 	// SSHVerified is when SSH with the pinned host key first ran a command, since QEMU started.
 	SSHVerified time.Duration
 }
@@ -136,6 +139,22 @@ func (l *Lab) Boot(ctx context.Context, gc GuestConfig, to Timeouts, v *Verdict)
 		}
 		return m[0], nil
 	})
+	const vncStep = "View the VM using VNC: capture the boot screen"
+	if !gc.VNC {
+		v.Skip(vncStep, "the guest has no VNC display")
+	} else {
+		_ = v.Do(vncStep, func() (string, error) {
+			c, cancel := step(ctx, to.Firmware)
+			defer cancel()
+			img, err := g.Screenshot(c)
+			if err != nil {
+				return "", err
+			}
+			res.Screenshot = img
+			b := img.Bounds()
+			return fmt.Sprintf("%dx%d boot screen", b.Dx(), b.Dy()), nil
+		})
+	}
 	_ = v.Do("PXE server answers the VM's DHCP with its reserved address", func() (string, error) {
 		c, cancel := step(ctx, to.DHCP)
 		defer cancel()

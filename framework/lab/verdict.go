@@ -68,6 +68,19 @@ func (v *Verdict) Do(name string, fn func() (string, error)) error {
 	return err
 }
 
+// Skip records a step that does not apply to this run, with the reason; it does not fail the
+// verdict.
+func (v *Verdict) Skip(name, reason string) {
+	s := Step{Name: name, Detail: reason, Skipped: true, Start: time.Since(v.t0), End: time.Since(v.t0)}
+	v.mu.Lock()
+	v.steps = append(v.steps, s)
+	n := len(v.steps)
+	v.mu.Unlock()
+	if v.out != nil {
+		fmt.Fprintln(v.out, formatStep(n, s))
+	}
+}
+
 // Steps returns the steps recorded so far.
 func (v *Verdict) Steps() []Step {
 	v.mu.Lock()
@@ -102,7 +115,11 @@ func formatStep(n int, s Step) string {
 	}
 	line := fmt.Sprintf("%2d. %-4s %7.2fs %-58s", n, status, s.End.Seconds(), s.Name)
 	if s.Skipped {
-		return strings.TrimRight(line, " ") + "  (not run: an earlier step failed)"
+		why := s.Detail
+		if why == "" {
+			why = "not run: an earlier step failed"
+		}
+		return strings.TrimRight(line, " ") + "  (" + why + ")"
 	}
 	if s.Detail != "" {
 		line += "  " + s.Detail

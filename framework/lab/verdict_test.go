@@ -49,3 +49,16 @@ func TestVerdictPassesOnlyWhenEveryStepPassed(t *testing.T) {
 		t.Errorf("Passed=%v Err=%v after one passing step", v.Passed(), v.Err())
 	}
 }
+
+func TestVerdictSkipNamesTheReasonAndDoesNotFail(t *testing.T) {
+	var out bytes.Buffer
+	v := NewVerdict("skip", &out)
+	_ = v.Do("one", func() (string, error) { return "", nil })
+	v.Skip("View the VM using VNC", "the guest has no VNC display")
+	if !v.Passed() {
+		t.Error("a skipped step failed the verdict")
+	}
+	if !strings.Contains(out.String(), "SKIP") || !strings.Contains(out.String(), "(the guest has no VNC display)") {
+		t.Errorf("skip line lacks its reason:\n%s", out.String())
+	}
+}

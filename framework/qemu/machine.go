@@ -90,6 +90,9 @@ type Config struct {
 	Binary string
 	// OVMFCode and OVMFVars are the EFI firmware images (Debian's 4M OVMF when empty).
 	OVMFCode, OVMFVars string
+	// VNCSocket, when set, gives the guest a VGA display served over VNC on this unix socket,
+	// as KubeVirt's VNC subresource serves a VMI's display.
+	VNCSocket string
 }
 
 // Machine is a running guest. Its serial console is Console; Stop ends it.
@@ -199,6 +202,9 @@ func (c Config) Args(workDir string) ([]string, error) {
 		// Entropy for the guest's SSH host key, as KubeVirt's rng device gives it.
 		"-device", "virtio-rng-pci",
 	)
+	if c.VNCSocket != "" {
+		args = append(args, "-device", "VGA", "-vnc", "unix:"+c.VNCSocket)
+	}
 	if c.Firmware == EFI {
 		code, vars := c.OVMFCode, c.OVMFVars
 		if code == "" {

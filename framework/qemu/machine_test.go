@@ -19,12 +19,13 @@ func mustMAC(t *testing.T, s string) net.HardwareAddr {
 
 func TestArgsShapeTheGuestLikeAKubeVirtVMI(t *testing.T) {
 	cfg := Config{
-		Name:     "pxe-client",
-		Accel:    TCG,
-		Pod:      PodNIC{SSHPort: 2222},
-		Bridge:   []BridgeNIC{{Tap: "pxectap0", MAC: mustMAC(t, "de:00:00:00:00:de"), BootIndex: 1}, {Tap: "pxectap1", MAC: mustMAC(t, "de:00:00:00:00:df")}},
-		Wrap:     []string{"ip", "netns", "exec", "pxec-lab"},
-		Firmware: BIOS,
+		Name:      "pxe-client",
+		Accel:     TCG,
+		Pod:       PodNIC{SSHPort: 2222},
+		Bridge:    []BridgeNIC{{Tap: "pxectap0", MAC: mustMAC(t, "de:00:00:00:00:de"), BootIndex: 1}, {Tap: "pxectap1", MAC: mustMAC(t, "de:00:00:00:00:df")}},
+		Wrap:      []string{"ip", "netns", "exec", "pxec-lab"},
+		Firmware:  BIOS,
+		VNCSocket: "/run/vnc.sock",
 	}
 	args, err := cfg.Args(t.TempDir())
 	if err != nil {
@@ -41,6 +42,7 @@ func TestArgsShapeTheGuestLikeAKubeVirtVMI(t *testing.T) {
 		// A NIC without a boot index gets no ROM, so it is never tried.
 		"-device virtio-net-pci,netdev=br1,mac=de:00:00:00:00:df,addr=0x5,romfile=",
 		"-serial stdio",
+		"-device VGA -vnc unix:/run/vnc.sock",
 	} {
 		if !strings.Contains(line, want) {
 			t.Errorf("command line lacks %q:\n%s", want, line)

@@ -1,0 +1,250 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"sigs.k8s.io/yaml"
+)
+
+// FlagPrefix starts every flag of the suite, keeping them apart from Ginkgo's and go test's.
+const FlagPrefix = "pxec."
+
+// EnvPrefix starts every environment variable of the suite.
+const EnvPrefix = "PXEC_"
+
+// configKey is the setting that names the configuration file.
+const configKey = "config"
+
+// Flags holds the --pxec.* flags a FlagSet has seen, for Load to apply last.
+type Flags struct {
+	seen []flagValue
+}
+
+type flagValue struct {
+	key, value string
+}
+
+// setting is one key of the configuration as environment variables and flags set it.
+type setting struct {
+	key    string
+	usage  string
+	isBool bool
+	get    func(c *Config) string
+	set    func(c *Config, v string) error
+}
+
+// settings lists every key of Config with its parser; TestSettingsCoverEveryField keeps it in
+// step with Config's JSON fields.
+func settings() []setting {
+	str := func(key, usage string, field func(c *Config) *string) setting {
+		return setting{key: key, usage: usage,
+			get: func(c *Config) string { return *field(c) },
+			set: func(c *Config, v string) error { *field(c) = v; return nil }}
+	}
+	s := []setting{
+		str("mac", "MAC of the PXE client's PXE interface", func(c *Config) *string { return &c.MAC }),
+		str("bridge", "Linux bridge on the nodes that carries the PXE network", func(c *Config) *string { return &c.Bridge }),
+		{key: "vlan", usage: "VLAN of the PXE network on the bridge, 0 for none",
+			get: func(c *Config) string { return strconv.Itoa(c.VLAN) },
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return fmt.Errorf("not an integer")
+				}
+				c.VLAN = n
+				return nil
+			}},
+		str("namespace", "prefix of the namespaces specs create (<prefix>-<random>)", func(c *Config) *string { return &c.Namespace }),
+		{key: "firmware", usage: "comma-separated firmware the PXE specs boot with (bios, efi)",
+			get: func(c *Config) string {
+				s := make([]string, len(c.Firmware))
+				for i, f := range c.Firmware {
+					s[i] = string(f)
+				}
+				return strings.Join(s, ",")
+			},
+			set: func(c *Config, v string) error {
+				c.Firmware = nil
+				for _, f := range strings.Split(v, ",") {
+					if f = strings.TrimSpace(f); f != "" {
+						c.Firmware = append(c.Firmware, Firmware(f))
+					}
+				}
+				return nil
+			}},
+		str("kubeconfig", "kubeconfig of an existing cluster; empty creates a kind cluster", func(c *Config) *string { return &c.Kubeconfig }),
+		{key: "keepOnFailure", usage: "keep a failed spec's namespace and objects", isBool: true,
+			get: func(c *Config) string { return strconv.FormatBool(c.KeepOnFailure) },
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("not a boolean")
+				}
+				c.KeepOnFailure = b
+				return nil
+			}},
+		str("artifactsDir", "directory for reports and failed specs' diagnostics (default $ARTIFACTS when set)", func(c *Config) *string { return &c.ArtifactsDir }),
+		str("images.pxeServer", "image of the PXE server", func(c *Config) *string { return &c.Images.PXEServer }),
+		{key: "emulationScale", usage: "factor for every timeout where KubeVirt emulates the CPU",
+			get: func(c *Config) string { return strconv.FormatFloat(c.EmulationScale, 'g', -1, 64) },
+			set: func(c *Config, v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return fmt.Errorf("not a number")
+				}
+				c.EmulationScale = f
+				return nil
+			}},
+	}
+	for i, tf := range (&Timeouts{}).fields() {
+		timeout := func(c *Config) *time.Duration { return c.Timeouts.fields()[i].value }
+		s = append(s, setting{key: "timeouts." + tf.key, usage: "timeout: " + timeoutUsage(tf.key),
+			get: func(c *Config) string { return timeout(c).String() },
+			set: func(c *Config, v string) error {
+				d, err := parseDuration(v)
+				if err != nil {
+					return err
+				}
+				*timeout(c) = d
+				return nil
+			}})
+	}
+	return s
+}
+
+func timeoutUsage(key string) string {
+	switch key {
+	case "vmiRunning":
+		return "VMI creation to Running"
+	case "dhcp":
+		return "Running to the PXE server's DHCP answer"
+	case "pxeBoot":
+		return "DHCP answer to kernel and initramfs served"
+	case "guestReady":
+		return "payload served to the guest's ready line"
+	case "ssh":
+		return "SSH login to the guest"
+	case "consoleLogin":
+		return "root login on the serial console"
+	case "cleanup":
+		return "deletion of what a spec created"
+	}
+	return key
+}
+
+// envName is the environment variable of a setting's key: "timeouts.vmiRunning" is
+// PXEC_TIMEOUTS_VMI_RUNNING.
+func envName(key string) string {
+	var b strings.Builder
+	b.WriteString(EnvPrefix)
+	prev := rune(0)
+	for _, r := range key {
+		switch {
+		case r == '.':
+			b.WriteByte('_')
+		case unicode.IsUpper(r) && prev != 0 && prev != '.' && !unicode.IsUpper(prev):
+			b.WriteByte('_')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(unicode.ToUpper(r))
+		}
+		prev = r
+	}
+	return b.String()
+}
+
+// RegisterFlags defines the --pxec.* flags on fs (flag.CommandLine in a test binary, so that
+// `go test ./suites/... -args --pxec.mac=...` and `ginkgo -- --pxec.mac=...` reach them) and
+// returns what Load reads once fs is parsed.
+func RegisterFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{}
+	def := Default()
+	for _, s := range settings() {
+		key := s.key
+		record := func(v string) error {
+			f.seen = append(f.seen, flagValue{key, v})
+			return nil
+		}
+		usage := fmt.Sprintf("%s (env %s; default %q)", s.usage, envName(key), s.get(&def))
+		if s.isBool {
+			fs.BoolFunc(FlagPrefix+key, usage, record)
+		} else {
+			fs.Func(FlagPrefix+key, usage, record)
+		}
+	}
+	fs.Func(FlagPrefix+configKey, fmt.Sprintf("YAML or JSON file of settings, below env and flags (env %s)", envName(configKey)),
+		func(v string) error {
+			f.seen = append(f.seen, flagValue{configKey, v})
+			return nil
+		})
+	return f
+}
+
+// Load builds the configuration from Default, $ARTIFACTS, the configuration file, the PXEC_*
+// variables lookupEnv finds (os.LookupEnv; empty values count as unset) and the flags f has
+// seen, each layer over the one before. It refuses values it cannot parse and unknown keys in
+// the file; call Validate on the result.
+func (f *Flags) Load(lookupEnv func(string) (string, bool)) (Config, error) {
+	env := func(name string) (string, bool) {
+		v, ok := lookupEnv(name)
+		return v, ok && v != ""
+	}
+	c := Default()
+	if v, ok := env("ARTIFACTS"); ok {
+		c.ArtifactsDir = v
+	}
+
+	path, _ := env(envName(configKey))
+	for _, fv := range f.seen {
+		if fv.key == configKey {
+			path = fv.value
+		}
+	}
+	if path != "" {
+		if err := loadFile(path, &c); err != nil {
+			return c, err
+		}
+	}
+
+	for _, s := range settings() {
+		name := envName(s.key)
+		if v, ok := env(name); ok {
+			if err := s.set(&c, v); err != nil {
+				return c, fmt.Errorf("%s %q: %w", name, v, err)
+			}
+		}
+	}
+
+	byKey := map[string]setting{}
+	for _, s := range settings() {
+		byKey[s.key] = s
+	}
+	for _, fv := range f.seen {
+		if fv.key == configKey {
+			continue
+		}
+		if err := byKey[fv.key].set(&c, fv.value); err != nil {
+			return c, fmt.Errorf("flag --%s%s %q: %w", FlagPrefix, fv.key, fv.value, err)
+		}
+	}
+	return c, nil
+}
+
+// loadFile decodes the YAML or JSON file at path over c, refusing keys Config does not have
+// (a misspelt key must not leave a default silently in place).
+func loadFile(path string, c *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, c); err != nil {
+		return fmt.Errorf("decode config file %s: %w", path, err)
+	}
+	return nil
+}
