@@ -8,7 +8,8 @@
 //     advertisements), the reference;
 //   - ours: PXE from framework/pxe over DHCP + HTTP.
 //
-// It prints each boot, the medians, and a closing line:
+// Boots go round-robin over the methods, so load that changes during the run weighs on each alike.
+// It prints each boot, the machine's load average before and after, and a closing line of medians:
 //
 //	direct=<s> dnsmasq=<s> ours=<s> overhead=<ours-direct> ratio=<ours/dnsmasq>
 package main
@@ -78,19 +79,26 @@ func run(ctx context.Context, fw qemu.Firmware, boots int) error {
 		{"dnsmasq", bootDnsmasq},
 		{"ours", bootOurs},
 	}
-	medians := map[string]float64{}
-	for _, m := range methods {
-		var times []float64
-		for i := range boots {
+	// Round-robin over the methods, so a change in the machine's load during the run weighs on
+	// every method alike.
+	times := map[string][]float64{}
+	for i := range boots {
+		for _, m := range methods {
 			d, err := oneBoot(ctx, payload, m, lab.GuestConfig{Name: fmt.Sprintf("%s-%d", m.name, i), MAC: mac, Firmware: fw, Accel: accel})
 			if err != nil {
 				return fmt.Errorf("%s boot %d: %w", m.name, i+1, err)
 			}
 			fmt.Printf("bench: %-8s boot %d: SSH verified %.2fs after QEMU started\n", m.name, i+1, d.Seconds())
-			times = append(times, d.Seconds())
+			times[m.name] = append(times[m.name], d.Seconds())
 		}
-		slices.Sort(times)
-		medians[m.name] = times[len(times)/2]
+	}
+	medians := map[string]float64{}
+	for name, ts := range times {
+		slices.Sort(ts)
+		medians[name] = ts[len(ts)/2]
+	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("bench: load average after: %s", load)
 	}
 	fmt.Printf("direct=%.2f dnsmasq=%.2f ours=%.2f overhead=%.2f ratio=%.2f\n",
 		medians["direct"], medians["dnsmasq"], medians["ours"],
