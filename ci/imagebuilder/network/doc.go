@@ -1,0 +1,17 @@
+// Package network builds the cluster network's images and the PXE server's, with no registry:
+//
+//   - pxec.local/multus:v4.2.2: the Multus thin plugin, built from
+//     gopkg.in/k8snetworkplumbingwg/multus-cni.v4, and pxec-cni-setup (./cnisetup), which
+//     installs it on each node and writes Multus's config and kubeconfig;
+//   - pxec.local/cni-plugins:v1.7.1: bridge, static, tuning and host-local from
+//     github.com/containernetworking/plugins, and pxec-cni-setup to copy them onto nodes that
+//     lack them;
+//   - pxec.local/pxe-server:dev: the PXE server of fixtures/pxe-server on busybox-static (for
+//     tar, so a payload can be streamed into the pod, and for ip, to look at its links) with
+//     Debian's iPXE boot files in /usr/lib/ipxe. The guest payload is not in the image: it is
+//     made per run and handed to the pod at run time.
+//
+// Binaries are static (CGO_ENABLED=0) and every image is a root directory imported with
+// docker import, labelled with the hash of its inputs; a rebuild happens only when a version,
+// a source file of ours, a Debian package or the Go toolchain changed.
+package network

@@ -1,0 +1,142 @@
+package network
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+)
+
+// modulePath is this repository's Go module.
+const modulePath = "github.com/pxe-conformance/pxe-conformance"
+
+// repoRoot finds the repository root: the nearest directory, from the working directory up,
+// whose go.mod declares our module.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if f, err := os.Open(filepath.Join(dir, "go.mod")); err == nil {
+			sc := bufio.NewScanner(f)
+			found := false
+			for sc.Scan() {
+				if strings.TrimSpace(sc.Text()) == "module "+modulePath {
+					found = true
+					break
+				}
+			}
+			f.Close()
+			if found {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find the repository root: no go.mod of " + modulePath + " above the working directory; run the builder from the repository")
+		}
+		dir = parent
+	}
+}
+
+// goEnv is the environment of every go command here: static binaries, and no go.work.
+func goEnv(extra ...string) []string {
+	return append(os.Environ(), append([]string{"GOWORK=off", "CGO_ENABLED=0"}, extra...)...)
+}
+
+// goBuildModule builds pkgs of mod@version, as that module's own go.mod and go.sum pin its
+// dependencies, into outDir. The build runs in the module's directory in the module cache,
+// which is read-only; -mod=mod lets it ignore the module's vendor/modules.txt (module zips
+// carry no vendored sources) and nothing needs writing since go.sum is complete.
+func (b *builder) goBuildModule(ctx context.Context, mod, version, ldflags, outDir string, pkgs ...string) error {
+	dl := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod+"@"+version)
+	dl.Dir = b.work
+	dl.Env = goEnv("GOFLAGS=-mod=mod")
+	out, err := build.Output(ctx, dl)
+	if err != nil {
+		return fmt.Errorf("download %s@%s: %w", mod, version, err)
+	}
+	var m struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &m); err != nil {
+		return fmt.Errorf("download %s@%s: parse go mod download output: %w", mod, version, err)
+	}
+	if m.Error != "" || m.Dir == "" {
+		return fmt.Errorf("download %s@%s: %s", mod, version, m.Error)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	args := append([]string{"build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", outDir + "/"}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = m.Dir
+	cmd.Env = goEnv("GOFLAGS=-buildvcs=false")
+	if err := build.Run(ctx, b.o.Log, cmd); err != nil {
+		return fmt.Errorf("build %s@%s: %w", mod, version, err)
+	}
+	return nil
+}
+
+// goBuildLocal builds one main package of this repository into the file out.
+func (b *builder) goBuildLocal(ctx context.Context, pkg, out string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Dir = b.repo
+	cmd.Env = goEnv("GOFLAGS=-buildvcs=false")
+	if err := build.Run(ctx, b.o.Log, cmd); err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	return nil
+}
+
+// localHash hashes everything a package of this repository is built from: the source files
+// (Go and embedded) of every package of our module it imports, itself included, and the
+// version of every other module it imports. Test files and unrelated go.mod changes do not
+// count, so they cause no rebuild.
+func (b *builder) localHash(ctx context.Context, pkg string) (string, error) {
+	const format = `{{with .Module}}{{if .Main}}src {{$.Dir}}{{range $.GoFiles}} {{.}}{{end}}{{range $.EmbedFiles}} {{.}}{{end}}` +
+		`{{else}}mod {{.Path}}@{{.Version}}{{with .Replace}}=>{{.Path}}@{{.Version}}{{end}}{{end}}{{end}}`
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", format, pkg)
+	cmd.Dir = b.repo
+	cmd.Env = goEnv()
+	out, err := build.Output(ctx, cmd)
+	if err != nil {
+		return "", fmt.Errorf("list the packages %s is built from: %w", pkg, err)
+	}
+	lines := strings.Split(string(bytes.TrimSpace(out)), "\n")
+	sort.Strings(lines)
+	parts := []string{pkg}
+	seen := map[string]bool{}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || seen[line] {
+			continue
+		}
+		seen[line] = true
+		if fields[0] == "mod" {
+			parts = append(parts, line)
+			continue
+		}
+		dir := fields[1]
+		rel, _ := filepath.Rel(b.repo, dir)
+		for _, f := range fields[2:] {
+			data, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, filepath.Join(rel, f), string(data))
+		}
+	}
+	return build.Hash(parts...), nil
+}

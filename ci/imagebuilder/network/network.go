@@ -1,0 +1,151 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+)
+
+// Versions, pinned here and nowhere else in the builder.
+const (
+	MultusModule      = "gopkg.in/k8snetworkplumbingwg/multus-cni.v4"
+	MultusVersion     = "v4.2.2"
+	CNIPluginsModule  = "github.com/containernetworking/plugins"
+	CNIPluginsVersion = "v1.7.1"
+	// PXEServerTag is the PXE server image's tag; the image changes with our source, not with
+	// an upstream version, and pods name it with imagePullPolicy IfNotPresent.
+	PXEServerTag = "dev"
+)
+
+// recipe changes whenever the way these images are assembled changes, so that images built by
+// an older recipe are rebuilt.
+const recipe = "network-recipe-1"
+
+// cniPluginPackages lists the plugins the cni-plugins image carries: binary name and package
+// directory in the plugins module. The installer DaemonSet (fixtures/manifests) names the same.
+func cniPluginPackages() [][2]string {
+	return [][2]string{
+		{"bridge", "plugins/main/bridge"},
+		{"static", "plugins/ipam/static"},
+		{"tuning", "plugins/meta/tuning"},
+		{"host-local", "plugins/ipam/host-local"},
+	}
+}
+
+// Image names, as the framework's manifests expect them under the default prefix.
+func multusImage(o build.Options) string     { return o.Image("multus", MultusVersion) }
+func cniPluginsImage(o build.Options) string { return o.Image("cni-plugins", CNIPluginsVersion) }
+func pxeServerImage(o build.Options) string  { return o.Image("pxe-server", PXEServerTag) }
+
+// Build makes the Multus, CNI plugins and PXE server images, each only when its inputs
+// changed, and returns their names.
+func Build(ctx context.Context, o build.Options) ([]string, error) {
+	if o.Progress == nil {
+		o.Progress = build.NewProgress(io.Discard, 0)
+	}
+	if o.Cache == "" {
+		o.Cache = build.CacheDir()
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{o: o, repo: root, work: filepath.Join(o.Cache, "network")}
+	if err := os.MkdirAll(b.work, 0o755); err != nil {
+		return nil, err
+	}
+	var images []string
+	for _, step := range []func(context.Context) (string, error){b.multus, b.cniPlugins, b.pxeServer} {
+		img, err := step(ctx)
+		if err != nil {
+			return images, err
+		}
+		images = append(images, img)
+	}
+	return images, nil
+}
+
+// builder carries what every step needs.
+type builder struct {
+	o    build.Options
+	repo string // the repository root (holds go.mod)
+	work string // $PXEC_CACHE/network
+}
+
+// image runs fill on a fresh root directory and imports the result as name, unless an image
+// of that name already records inputs (or Force is set).
+func (b *builder) image(ctx context.Context, name, inputs string, instructions []string, fill func(root string) error) error {
+	step := "image " + name
+	if !b.o.Force && build.UpToDate(ctx, name, inputs) {
+		b.o.Progress.Skip(step, "up to date")
+		return nil
+	}
+	return b.o.Progress.Step(step, func() error {
+		root := filepath.Join(b.work, "rootfs", filepath.Base(name))
+		if err := os.RemoveAll(root); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o755); err != nil {
+			return err
+		}
+		// A world-writable, sticky /tmp, as programs expect; the ready file goes there.
+		if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777|os.ModeSticky); err != nil {
+			return err
+		}
+		if err := fill(root); err != nil {
+			return err
+		}
+		instructions = append(instructions, fmt.Sprintf("LABEL org.opencontainers.image.source=%q", "https://github.com/pxe-conformance/pxe-conformance"))
+		return build.ImportDir(ctx, b.o.Log, root, name, inputs, instructions)
+	})
+}
+
+// multus builds pxec.local/multus: the multus thin plugin and pxec-cni-setup.
+func (b *builder) multus(ctx context.Context) (string, error) {
+	name := multusImage(b.o)
+	setupHash, err := b.localHash(ctx, "./ci/imagebuilder/network/cnisetup")
+	if err != nil {
+		return "", err
+	}
+	inputs := build.Hash(recipe, "multus", MultusModule, MultusVersion, runtime.Version(), setupHash)
+	err = b.image(ctx, name, inputs, []string{`ENTRYPOINT ["/usr/bin/pxec-cni-setup"]`}, func(root string) error {
+		lib := filepath.Join(root, "usr/lib/pxec/cni")
+		ldflags := "-s -w -X " + MultusModule + "/pkg/multus.version=" + MultusVersion +
+			" -X " + MultusModule + "/pkg/multus.releaseStatus=,released"
+		if err := b.goBuildModule(ctx, MultusModule, MultusVersion, ldflags, lib, "./cmd/multus"); err != nil {
+			return err
+		}
+		return b.goBuildLocal(ctx, "./ci/imagebuilder/network/cnisetup", filepath.Join(root, "usr/bin/pxec-cni-setup"))
+	})
+	return name, err
+}
+
+// cniPlugins builds pxec.local/cni-plugins: the plugins nodes may lack and pxec-cni-setup.
+func (b *builder) cniPlugins(ctx context.Context) (string, error) {
+	name := cniPluginsImage(b.o)
+	setupHash, err := b.localHash(ctx, "./ci/imagebuilder/network/cnisetup")
+	if err != nil {
+		return "", err
+	}
+	parts := []string{recipe, "cni-plugins", CNIPluginsModule, CNIPluginsVersion, runtime.Version(), setupHash}
+	var pkgs []string
+	for _, p := range cniPluginPackages() {
+		parts = append(parts, p[0]+"="+p[1])
+		pkgs = append(pkgs, "./"+p[1])
+	}
+	inputs := build.Hash(parts...)
+	err = b.image(ctx, name, inputs, []string{`ENTRYPOINT ["/usr/bin/pxec-cni-setup"]`}, func(root string) error {
+		lib := filepath.Join(root, "usr/lib/pxec/cni")
+		ldflags := "-s -w -X " + CNIPluginsModule + "/pkg/utils/buildversion.BuildVersion=" + CNIPluginsVersion
+		if err := b.goBuildModule(ctx, CNIPluginsModule, CNIPluginsVersion, ldflags, lib, pkgs...); err != nil {
+			return err
+		}
+		return b.goBuildLocal(ctx, "./ci/imagebuilder/network/cnisetup", filepath.Join(root, "usr/bin/pxec-cni-setup"))
+	})
+	return name, err
+}

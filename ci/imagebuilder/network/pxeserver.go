@@ -1,0 +1,197 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+)
+
+// pxeServerPackage is the PXE server's main package in this repository.
+const pxeServerPackage = "./fixtures/pxe-server"
+
+// pxeServer builds pxec.local/pxe-server: busybox-static, Debian's iPXE boot files and the
+// PXE server binary. The guest payload is not baked in; see the package documentation.
+func (b *builder) pxeServer(ctx context.Context) (string, error) {
+	name := pxeServerImage(b.o)
+	if err := b.hasGoFiles(pxeServerPackage); err != nil {
+		return "", fmt.Errorf("image %s: %w", name, err)
+	}
+	srcHash, err := b.localHash(ctx, pxeServerPackage)
+	if err != nil {
+		return "", err
+	}
+	debs, err := b.debs(ctx, "busybox-static", "ipxe")
+	if err != nil {
+		return "", err
+	}
+	inputs := build.Hash(recipe, "pxe-server", runtime.Version(), srcHash, filepath.Base(debs["busybox-static"]), filepath.Base(debs["ipxe"]))
+	instructions := []string{
+		"WORKDIR /srv/pxe",
+		`ENTRYPOINT ["/usr/bin/pxe-server"]`,
+	}
+	err = b.image(ctx, name, inputs, instructions, func(root string) error {
+		if err := b.busybox(ctx, root, debs["busybox-static"]); err != nil {
+			return err
+		}
+		if err := b.ipxeFiles(ctx, root, debs["ipxe"]); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(root, "srv/pxe"), 0o755); err != nil {
+			return err
+		}
+		// Root's entries let busybox tools and the server name uid 0 in messages.
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\n"), 0o644); err != nil {
+			return err
+		}
+		return b.goBuildLocal(ctx, pxeServerPackage, filepath.Join(root, "usr/bin/pxe-server"))
+	})
+	return name, err
+}
+
+// hasGoFiles refuses a package directory without Go files, with a plain message rather than
+// go build's.
+func (b *builder) hasGoFiles(pkg string) error {
+	matches, _ := filepath.Glob(filepath.Join(b.repo, pkg, "*.go"))
+	if len(matches) == 0 {
+		return fmt.Errorf("%s holds no Go source yet", pkg)
+	}
+	return nil
+}
+
+// debs returns Debian package files by package name, downloaded once into the cache with
+// apt-get download (the host's apt sources; no registry involved) and reused after that.
+func (b *builder) debs(ctx context.Context, pkgs ...string) (map[string]string, error) {
+	dir := filepath.Join(b.o.Cache, "debs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	found := map[string]string{}
+	var missing []string
+	for _, p := range pkgs {
+		matches, _ := filepath.Glob(filepath.Join(dir, p+"_*.deb"))
+		sort.Strings(matches)
+		if len(matches) > 0 {
+			found[p] = matches[len(matches)-1]
+			continue
+		}
+		missing = append(missing, p)
+	}
+	if len(missing) == 0 {
+		return found, nil
+	}
+	err := b.o.Progress.Step("download "+strings.Join(missing, " "), func() error {
+		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"download"}, missing...)...)
+		cmd.Dir = dir
+		return build.Run(ctx, b.o.Log, cmd)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range missing {
+		matches, _ := filepath.Glob(filepath.Join(dir, p+"_*.deb"))
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("download %s: apt-get download left no %s_*.deb in %s", p, p, dir)
+		}
+		sort.Strings(matches)
+		found[p] = matches[len(matches)-1]
+	}
+	return found, nil
+}
+
+// unpackDeb extracts a package's files into a fresh directory under the work directory.
+func (b *builder) unpackDeb(ctx context.Context, deb string) (string, error) {
+	dir := filepath.Join(b.work, "unpacked", strings.TrimSuffix(filepath.Base(deb), ".deb"))
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := build.Run(ctx, b.o.Log, exec.CommandContext(ctx, "dpkg-deb", "-x", deb, dir)); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// busybox installs busybox-static as /bin/busybox with a link for each applet it lists.
+func (b *builder) busybox(ctx context.Context, root, deb string) error {
+	dir, err := b.unpackDeb(ctx, deb)
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(root, "bin/busybox")
+	if err := copyFile(filepath.Join(dir, "bin/busybox"), bin, 0o755); err != nil {
+		return err
+	}
+	// The static binary runs on the build host too; it knows where each applet belongs.
+	out, err := build.Output(ctx, exec.CommandContext(ctx, bin, "--list-full"))
+	if err != nil {
+		return err
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet == "bin/busybox" {
+			continue
+		}
+		link := filepath.Join(root, applet)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink("/bin/busybox", link); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ipxeFiles copies the iPXE binaries for firmware without iPXE of its own into /usr/lib/ipxe
+// (Debian's place), resolving Debian's link from ipxe.efi to /boot.
+func (b *builder) ipxeFiles(ctx context.Context, root, deb string) error {
+	dir, err := b.unpackDeb(ctx, deb)
+	if err != nil {
+		return err
+	}
+	files := map[string]string{
+		"undionly.kpxe": filepath.Join(dir, "usr/lib/ipxe/undionly.kpxe"),
+		"ipxe.efi":      filepath.Join(dir, "boot/ipxe.efi"),
+	}
+	for name, src := range files {
+		if err := copyFile(src, filepath.Join(root, "usr/lib/ipxe", name), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return out.Close()
+}

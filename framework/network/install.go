@@ -1,0 +1,692 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/pxe-conformance/pxe-conformance/fixtures/manifests"
+)
+
+// Image names the offline builder (ci/imagebuilder/network) produces; WithImage replaces them
+// on clusters that get their images from elsewhere.
+const (
+	DefaultMultusImage     = "pxec.local/multus:v4.2.2"
+	DefaultCNIPluginsImage = "pxec.local/cni-plugins:v1.7.1"
+)
+
+// ManagedByLabel marks every object pxe-conformance creates in a cluster, so that a later run
+// can tell its own leftovers from what someone else installed.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "pxe-conformance"
+)
+
+const (
+	fieldManager  = "pxe-conformance"
+	setupBinary   = "/usr/bin/pxec-cni-setup"
+	hostMountRoot = "/host"
+)
+
+// InstallOption changes how InstallMultus or InstallCNIPlugins installs its component.
+type InstallOption interface {
+	applyInstall(*installSettings) error
+}
+
+type installOptionFunc func(*installSettings) error
+
+func (f installOptionFunc) applyInstall(s *installSettings) error { return f(s) }
+
+type installSettings struct {
+	image          string
+	binDir         string
+	confDir        string
+	rolloutTimeout time.Duration
+	log            io.Writer
+}
+
+// WithImage runs the component from image instead of the builder's pxec.local image.
+func WithImage(image string) InstallOption {
+	return installOptionFunc(func(s *installSettings) error {
+		if image == "" {
+			return &FieldError{Field: "image", Value: image, Reason: "must not be empty"}
+		}
+		s.image = image
+		return nil
+	})
+}
+
+// WithCNIBinDir names the nodes' CNI plugin directory (default /opt/cni/bin; OpenShift uses
+// /var/lib/cni/bin).
+func WithCNIBinDir(dir string) InstallOption {
+	return installOptionFunc(func(s *installSettings) error {
+		if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
+			return &FieldError{Field: "CNI bin dir", Value: dir, Reason: "must be a clean absolute path below /"}
+		}
+		s.binDir = dir
+		return nil
+	})
+}
+
+// WithCNIConfDir names the nodes' CNI config directory (default /etc/cni/net.d).
+func WithCNIConfDir(dir string) InstallOption {
+	return installOptionFunc(func(s *installSettings) error {
+		if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
+			return &FieldError{Field: "CNI conf dir", Value: dir, Reason: "must be a clean absolute path below /"}
+		}
+		s.confDir = dir
+		return nil
+	})
+}
+
+// WithRolloutTimeout bounds the wait for the DaemonSet's pods to become ready on every node
+// (default 3 minutes); the caller's context still applies.
+func WithRolloutTimeout(d time.Duration) InstallOption {
+	return installOptionFunc(func(s *installSettings) error {
+		if d <= 0 {
+			return &FieldError{Field: "rollout timeout", Value: d.String(), Reason: "must be positive"}
+		}
+		s.rolloutTimeout = d
+		return nil
+	})
+}
+
+// WithLog prints one line for each object created, adopted, kept or deleted.
+func WithLog(w io.Writer) InstallOption {
+	return installOptionFunc(func(s *installSettings) error {
+		s.log = w
+		return nil
+	})
+}
+
+// Installation is a component as InstallMultus or InstallCNIPlugins left it: what they created
+// (and Uninstall removes) or, when the cluster already ran the component, what was found.
+type Installation struct {
+	// Component is "multus" or "cni-plugins".
+	Component string
+	// Found names the existing installation that was used instead of ours
+	// ("DaemonSet openshift-multus/multus"); empty when we installed the component.
+	Found string
+
+	c        *clients
+	settings installSettings
+	// created lists what we created, in creation order.
+	created []objectRef
+}
+
+// objectRef names one object we created.
+type objectRef struct {
+	gvr       schema.GroupVersionResource
+	kind      string
+	namespace string
+	name      string
+	// selector is set for a DaemonSet: its pods' labels.
+	selector map[string]string
+}
+
+func (r objectRef) String() string {
+	if r.namespace == "" {
+		return r.kind + " " + r.name
+	}
+	return r.kind + " " + r.namespace + "/" + r.name
+}
+
+// clients are the API clients an installation uses.
+type clients struct {
+	dyn    dynamic.Interface
+	kube   kubernetes.Interface
+	mapper meta.RESTMapper
+}
+
+func newClients(cfg *rest.Config) (*clients, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := restmapper.GetAPIGroupResources(dc)
+	if err != nil {
+		return nil, fmt.Errorf("discover API resources: %w", err)
+	}
+	return &clients{dyn: dyn, kube: kube, mapper: restmapper.NewDiscoveryRESTMapper(groups)}, nil
+}
+
+// InstallMultus installs Multus (thin plugin, v4.2.2) on every node of the cluster cfg points
+// at and waits until each node's pod has written Multus's config. When the cluster already
+// runs a Multus DaemonSet that is not ours (vendor clusters often do), it installs nothing and
+// says so in Found. An object that already exists and is not ours (the CRD, say) is used and
+// never changed or removed. The Installation is returned, also with an error, whenever
+// something was created, so the caller can Uninstall it.
+func InstallMultus(ctx context.Context, cfg *rest.Config, opts ...InstallOption) (*Installation, error) {
+	s, err := newSettings(DefaultMultusImage, opts)
+	if err != nil {
+		return nil, fmt.Errorf("install multus: %w", err)
+	}
+	c, err := newClients(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("install multus: %w", err)
+	}
+	return install(ctx, c, "multus", manifests.Multus(), s)
+}
+
+// InstallCNIPlugins installs the bridge, static, tuning and host-local CNI plugins (v1.7.1) on
+// every node that lacks them and waits until each node's pod is done. Plugins a node already
+// has are kept as they are; Uninstall removes only the ones it copied.
+func InstallCNIPlugins(ctx context.Context, cfg *rest.Config, opts ...InstallOption) (*Installation, error) {
+	s, err := newSettings(DefaultCNIPluginsImage, opts)
+	if err != nil {
+		return nil, fmt.Errorf("install CNI plugins: %w", err)
+	}
+	c, err := newClients(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("install CNI plugins: %w", err)
+	}
+	return install(ctx, c, "cni-plugins", manifests.CNIPlugins(), s)
+}
+
+func newSettings(image string, opts []InstallOption) (installSettings, error) {
+	s := installSettings{image: image, binDir: "/opt/cni/bin", confDir: "/etc/cni/net.d", rolloutTimeout: 3 * time.Minute, log: io.Discard}
+	for _, o := range opts {
+		if err := o.applyInstall(&s); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func install(ctx context.Context, c *clients, component string, manifest []byte, s installSettings) (*Installation, error) {
+	inst := &Installation{Component: component, c: c, settings: s}
+	if component == "multus" {
+		found, err := c.foreignMultus(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("install multus: %w", err)
+		}
+		if found != "" {
+			inst.Found = found
+			fmt.Fprintf(s.log, "%s: the cluster already runs %s; installing nothing\n", component, found)
+			return inst, nil
+		}
+	}
+	objs, err := decodeManifest(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", component, err)
+	}
+	for _, o := range objs {
+		if err := customize(o, s); err != nil {
+			return nil, fmt.Errorf("install %s: %w", component, err)
+		}
+	}
+	for _, o := range objs {
+		ref, created, err := c.createOrAdopt(ctx, o, s.log)
+		if err != nil {
+			return inst.orNil(), fmt.Errorf("install %s: %w", component, err)
+		}
+		if created {
+			inst.created = append(inst.created, ref)
+		}
+		if ref.kind == "CustomResourceDefinition" {
+			if err := c.waitCRDEstablished(ctx, ref.name); err != nil {
+				return inst.orNil(), fmt.Errorf("install %s: %w", component, err)
+			}
+		}
+	}
+	for _, r := range inst.created {
+		if r.kind != "DaemonSet" {
+			continue
+		}
+		if err := c.waitDaemonSet(ctx, r, s.rolloutTimeout); err != nil {
+			return inst, fmt.Errorf("install %s: %w", component, err)
+		}
+		fmt.Fprintf(s.log, "%s: %s is ready on every node\n", component, r)
+	}
+	return inst, nil
+}
+
+// orNil returns the installation when it created something, so that callers get a handle
+// exactly when there is something to undo.
+func (i *Installation) orNil() *Installation {
+	if len(i.created) == 0 {
+		return nil
+	}
+	return i
+}
+
+// foreignMultus returns the first DaemonSet, in any namespace, whose name says Multus and
+// that we did not create, or "".
+func (c *clients) foreignMultus(ctx context.Context) (string, error) {
+	list, err := c.kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("look for an existing Multus: %w", err)
+	}
+	var found []string
+	for _, ds := range list.Items {
+		if strings.Contains(ds.Name, "multus") && ds.Labels[ManagedByLabel] != ManagedByValue {
+			found = append(found, "DaemonSet "+ds.Namespace+"/"+ds.Name)
+		}
+	}
+	sort.Strings(found)
+	if len(found) == 0 {
+		return "", nil
+	}
+	return found[0], nil
+}
+
+// decodeManifest splits multi-document YAML into objects, skipping empty documents.
+func decodeManifest(data []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, fmt.Errorf("decode manifest: %w", err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+}
+
+// customize applies the image and host directories to a DaemonSet of ours: the container's
+// image, the hostPath volumes, the --bin-dir/--conf-dir flags and the mount points under
+// /host, which pxec-cni-setup expects to mirror the host paths.
+func customize(o *unstructured.Unstructured, s installSettings) error {
+	if o.GetKind() != "DaemonSet" {
+		return nil
+	}
+	var ds appsv1.DaemonSet
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &ds); err != nil {
+		return fmt.Errorf("read DaemonSet %s: %w", o.GetName(), err)
+	}
+	dirs := map[string]string{"cni-bin": s.binDir, "cni-conf": s.confDir}
+	for i := range ds.Spec.Template.Spec.Volumes {
+		v := &ds.Spec.Template.Spec.Volumes[i]
+		if d, ok := dirs[v.Name]; ok && v.HostPath != nil {
+			v.HostPath.Path = d
+		}
+	}
+	for i := range ds.Spec.Template.Spec.Containers {
+		ctr := &ds.Spec.Template.Spec.Containers[i]
+		ctr.Image = s.image
+		for j := range ctr.VolumeMounts {
+			if d, ok := dirs[ctr.VolumeMounts[j].Name]; ok {
+				ctr.VolumeMounts[j].MountPath = hostMountRoot + d
+			}
+		}
+		for j, a := range ctr.Command {
+			switch {
+			case strings.HasPrefix(a, "--bin-dir="):
+				ctr.Command[j] = "--bin-dir=" + s.binDir
+			case strings.HasPrefix(a, "--conf-dir="):
+				ctr.Command[j] = "--conf-dir=" + s.confDir
+			}
+		}
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&ds)
+	if err != nil {
+		return fmt.Errorf("write DaemonSet %s: %w", o.GetName(), err)
+	}
+	o.Object = m
+	o.SetAPIVersion("apps/v1")
+	o.SetKind("DaemonSet")
+	return nil
+}
+
+// createOrAdopt creates o. When an object of that name exists already, it is adopted
+// (updated to o, and removed on Uninstall) only if it carries our managed-by label, being a
+// leftover of an earlier run; otherwise it is someone else's and left exactly as it is.
+func (c *clients) createOrAdopt(ctx context.Context, o *unstructured.Unstructured, log io.Writer) (objectRef, bool, error) {
+	gvk := o.GroupVersionKind()
+	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return objectRef{}, false, fmt.Errorf("map %s %s: %w", gvk.Kind, o.GetName(), err)
+	}
+	ref := objectRef{gvr: m.Resource, kind: gvk.Kind, name: o.GetName()}
+	var ri dynamic.ResourceInterface = c.dyn.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ref.namespace = o.GetNamespace()
+		ri = c.dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+	}
+	if gvk.Kind == "DaemonSet" {
+		sel, _, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels")
+		ref.selector = sel
+	}
+	_, err = ri.Create(ctx, o, metav1.CreateOptions{FieldManager: fieldManager})
+	if err == nil {
+		fmt.Fprintf(log, "created %s\n", ref)
+		return ref, true, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return ref, false, fmt.Errorf("create %s: %w", ref, err)
+	}
+	existing, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+	if err != nil {
+		return ref, false, fmt.Errorf("read existing %s: %w", ref, err)
+	}
+	if existing.GetLabels()[ManagedByLabel] != ManagedByValue {
+		fmt.Fprintf(log, "kept %s: it exists and is not ours\n", ref)
+		return ref, false, nil
+	}
+	o.SetResourceVersion(existing.GetResourceVersion())
+	if _, err := ri.Update(ctx, o, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+		return ref, false, fmt.Errorf("update our leftover %s: %w", ref, err)
+	}
+	fmt.Fprintf(log, "adopted %s, left over from an earlier run\n", ref)
+	return ref, true, nil
+}
+
+// waitCRDEstablished waits until the API server serves the CRD, so that a NAD can be created
+// right after InstallMultus returns.
+func (c *clients) waitCRDEstablished(ctx context.Context, name string) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+		crd, err := c.dyn.Resource(crds).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+		for _, cd := range conds {
+			m, _ := cd.(map[string]any)
+			if m["type"] == "Established" && m["status"] == "True" {
+				return true, nil
+			}
+		}
+		last = "not Established yet"
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for CustomResourceDefinition %s: %w (%s)", name, err, last)
+	}
+	return nil
+}
+
+// waitDaemonSet waits until every scheduled pod of the DaemonSet runs the current template
+// and is ready; on timeout the error says which pods are not and why.
+func (c *clients) waitDaemonSet(ctx context.Context, r objectRef, timeout time.Duration) error {
+	var status string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		ds, err := c.kube.AppsV1().DaemonSets(r.namespace).Get(ctx, r.name, metav1.GetOptions{})
+		if err != nil {
+			status = err.Error()
+			return false, nil
+		}
+		st := ds.Status
+		status = fmt.Sprintf("%d of %d pods ready, %d updated", st.NumberReady, st.DesiredNumberScheduled, st.UpdatedNumberScheduled)
+		return st.ObservedGeneration >= ds.Generation && st.DesiredNumberScheduled > 0 &&
+			st.UpdatedNumberScheduled == st.DesiredNumberScheduled && st.NumberReady == st.DesiredNumberScheduled, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for %s: %w: %s%s", r, err, status, c.podProblems(context.WithoutCancel(ctx), r))
+	}
+	return nil
+}
+
+// podProblems describes the DaemonSet's pods that are not ready, for error messages.
+func (c *clients) podProblems(ctx context.Context, r objectRef) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pods, err := c.kube.CoreV1().Pods(r.namespace).List(ctx, metav1.ListOptions{LabelSelector: labelSelector(r.selector)})
+	if err != nil {
+		return "; list pods: " + err.Error()
+	}
+	var sb strings.Builder
+	for _, p := range pods.Items {
+		if podReady(&p) {
+			continue
+		}
+		fmt.Fprintf(&sb, "\n  pod %s on node %s: %s", p.Name, p.Spec.NodeName, p.Status.Phase)
+		for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			switch {
+			case cs.State.Waiting != nil:
+				fmt.Fprintf(&sb, "; %s waiting: %s %s", cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)
+			case cs.State.Terminated != nil:
+				fmt.Fprintf(&sb, "; %s terminated: %s %s", cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.Message)
+			case !cs.Ready:
+				fmt.Fprintf(&sb, "; %s running, not ready", cs.Name)
+			}
+		}
+	}
+	return sb.String()
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func labelSelector(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// Uninstall removes what the installation created and nothing else: it deletes the
+// DaemonSet and waits for its pods to end (Multus's pods remove their config as they stop),
+// runs a cleanup pod on each node the DaemonSet ran on to remove the binaries it installed,
+// then deletes the remaining objects newest first, the CRD only if we created it. After
+// Found, or a second call, it does nothing.
+func (i *Installation) Uninstall(ctx context.Context) error {
+	if i == nil || len(i.created) == 0 {
+		return nil
+	}
+	var errs []error
+	var remaining []objectRef
+	for _, r := range i.created {
+		if r.kind != "DaemonSet" {
+			remaining = append(remaining, r)
+			continue
+		}
+		nodes, err := i.c.deleteDaemonSet(ctx, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(i.settings.log, "deleted %s\n", r)
+		if err := i.c.cleanNodes(ctx, i.Component, nodes, i.settings); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for j := len(remaining) - 1; j >= 0; j-- {
+		r := remaining[j]
+		err := i.c.resource(r).Delete(ctx, r.name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", r, err))
+			continue
+		}
+		fmt.Fprintf(i.settings.log, "deleted %s\n", r)
+	}
+	i.created = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("uninstall %s: %w", i.Component, err)
+	}
+	return nil
+}
+
+func (c *clients) resource(r objectRef) dynamic.ResourceInterface {
+	if r.namespace == "" {
+		return c.dyn.Resource(r.gvr)
+	}
+	return c.dyn.Resource(r.gvr).Namespace(r.namespace)
+}
+
+// deleteDaemonSet deletes the DaemonSet, waits until its pods are gone and returns the nodes
+// they ran on.
+func (c *clients) deleteDaemonSet(ctx context.Context, r objectRef) ([]string, error) {
+	sel := labelSelector(r.selector)
+	pods, err := c.kube.CoreV1().Pods(r.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("list pods of %s: %w", r, err)
+	}
+	seen := map[string]bool{}
+	var nodes []string
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != "" && !seen[p.Spec.NodeName] {
+			seen[p.Spec.NodeName] = true
+			nodes = append(nodes, p.Spec.NodeName)
+		}
+	}
+	sort.Strings(nodes)
+	fg := metav1.DeletePropagationForeground
+	err = c.kube.AppsV1().DaemonSets(r.namespace).Delete(ctx, r.name, metav1.DeleteOptions{PropagationPolicy: &fg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nodes, fmt.Errorf("delete %s: %w", r, err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		left, err := c.kube.CoreV1().Pods(r.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return false, nil
+		}
+		return len(left.Items) == 0, nil
+	})
+	if err != nil {
+		return nodes, fmt.Errorf("wait for the pods of %s to end: %w", r, err)
+	}
+	return nodes, nil
+}
+
+// cleanupPod is the one-shot pod that runs `pxec-cni-setup cleanup` on one node.
+func cleanupPod(component, node string, s installSettings) *corev1.Pod {
+	sum := sha256.Sum256([]byte(node))
+	privileged := true
+	noToken := false
+	dirType := corev1.HostPathDirectoryOrCreate
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      "pxec-" + component + "-cleanup-" + hex.EncodeToString(sum[:])[:10],
+			Namespace: metav1.NamespaceSystem,
+			Labels:    map[string]string{ManagedByLabel: ManagedByValue, "app.kubernetes.io/name": "pxec-" + component + "-cleanup"},
+		},
+		Spec: corev1.PodSpec{
+			NodeName:                     node,
+			HostNetwork:                  true,
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: &noToken,
+			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{
+				Name:            "cleanup",
+				Image:           s.image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{setupBinary, "cleanup", "--owner=" + component,
+					"--bin-dir=" + s.binDir, "--conf-dir=" + s.confDir},
+				SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "cni-bin", MountPath: hostMountRoot + s.binDir},
+					{Name: "cni-conf", MountPath: hostMountRoot + s.confDir},
+				},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "cni-bin", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.binDir, Type: &dirType}}},
+				{Name: "cni-conf", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.confDir, Type: &dirType}}},
+			},
+		},
+	}
+}
+
+// cleanNodes runs a cleanup pod on each node, waits for all of them to finish, and deletes
+// them; a pod that fails is reported with its log.
+func (c *clients) cleanNodes(ctx context.Context, component string, nodes []string, s installSettings) error {
+	var pods []*corev1.Pod
+	var errs []error
+	for _, n := range nodes {
+		p := cleanupPod(component, n, s)
+		_ = c.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
+		created, err := c.createWhenGone(ctx, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("clean node %s: %w", n, err))
+			continue
+		}
+		pods = append(pods, created)
+	}
+	for _, p := range pods {
+		var phase corev1.PodPhase
+		err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			got, err := c.kube.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			phase = got.Status.Phase
+			return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
+		})
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("clean node %s: pod %s/%s did not finish (phase %q): %w", p.Spec.NodeName, p.Namespace, p.Name, phase, err))
+		case phase == corev1.PodFailed:
+			logs, _ := c.kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			errs = append(errs, fmt.Errorf("clean node %s: pod %s/%s failed:\n%s", p.Spec.NodeName, p.Namespace, p.Name, logs))
+		default:
+			fmt.Fprintf(s.log, "%s: cleaned node %s\n", component, p.Spec.NodeName)
+		}
+		if err := c.kube.CoreV1().Pods(p.Namespace).Delete(context.WithoutCancel(ctx), p.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete pod %s/%s: %w", p.Namespace, p.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// createWhenGone creates p, waiting first for a pod of the same name from an interrupted
+// earlier cleanup to finish terminating.
+func (c *clients) createWhenGone(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
+	var created *corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		got, err := c.kube.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{FieldManager: fieldManager})
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		created = got
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	return created, nil
+}

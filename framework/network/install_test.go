@@ -1,0 +1,266 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+
+	"github.com/pxe-conformance/pxe-conformance/fixtures/manifests"
+)
+
+func TestManifestsMarkEveryObjectOursAndUseTheBuilderImages(t *testing.T) {
+	cases := []struct {
+		name     string
+		manifest []byte
+		image    string
+		kinds    []string
+	}{
+		{"multus", manifests.Multus(), DefaultMultusImage, []string{"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}},
+		{"cni-plugins", manifests.CNIPlugins(), DefaultCNIPluginsImage, []string{"DaemonSet"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := decodeManifest(tc.manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []string
+			for _, o := range objs {
+				kinds = append(kinds, o.GetKind())
+				if o.GetLabels()[ManagedByLabel] != ManagedByValue {
+					t.Errorf("%s %s lacks %s=%s", o.GetKind(), o.GetName(), ManagedByLabel, ManagedByValue)
+				}
+				if o.GetKind() != "DaemonSet" {
+					continue
+				}
+				var ds appsv1.DaemonSet
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &ds); err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range ds.Spec.Template.Spec.Containers {
+					if c.Image != tc.image {
+						t.Errorf("container %s runs %s, want the builder's %s", c.Name, c.Image, tc.image)
+					}
+				}
+				if ds.Spec.Template.Labels[ManagedByLabel] != ManagedByValue {
+					t.Errorf("pod template lacks the managed-by label")
+				}
+			}
+			if strings.Join(kinds, ",") != strings.Join(tc.kinds, ",") {
+				t.Errorf("kinds %v, want %v", kinds, tc.kinds)
+			}
+		})
+	}
+}
+
+func TestCustomizeMovesImageAndHostDirectories(t *testing.T) {
+	objs, err := decodeManifest(manifests.Multus())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSettings(DefaultMultusImage, []InstallOption{
+		WithImage("registry.example/multus:x"), WithCNIBinDir("/var/lib/cni/bin"), WithCNIConfDir("/etc/kubernetes/cni/net.d"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds appsv1.DaemonSet
+	for _, o := range objs {
+		if err := customize(o, s); err != nil {
+			t.Fatal(err)
+		}
+		if o.GetKind() == "DaemonSet" {
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &ds); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	if c.Image != "registry.example/multus:x" {
+		t.Errorf("image %s", c.Image)
+	}
+	args := strings.Join(c.Command, " ")
+	for _, want := range []string{"--bin-dir=/var/lib/cni/bin", "--conf-dir=/etc/kubernetes/cni/net.d"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("command %q lacks %s", args, want)
+		}
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	paths := map[string]string{}
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		paths[v.Name] = v.HostPath.Path
+	}
+	want := map[string][2]string{
+		"cni-bin":  {"/var/lib/cni/bin", "/host/var/lib/cni/bin"},
+		"cni-conf": {"/etc/kubernetes/cni/net.d", "/host/etc/kubernetes/cni/net.d"},
+	}
+	for vol, w := range want {
+		if paths[vol] != w[0] || mounts[vol] != w[1] {
+			t.Errorf("volume %s: hostPath %s mounted at %s, want %s at %s", vol, paths[vol], mounts[vol], w[0], w[1])
+		}
+	}
+}
+
+func TestInstallOptionsRefuseBadValues(t *testing.T) {
+	cases := []struct {
+		opt   InstallOption
+		field string
+	}{
+		{WithImage(""), "image"},
+		{WithCNIBinDir("opt/cni/bin"), "CNI bin dir"},
+		{WithCNIBinDir("/"), "CNI bin dir"},
+		{WithCNIConfDir("/etc/cni/../net.d"), "CNI conf dir"},
+		{WithRolloutTimeout(0), "rollout timeout"},
+	}
+	for _, tc := range cases {
+		_, err := newSettings(DefaultMultusImage, []InstallOption{tc.opt})
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("option for %s: error %v", tc.field, err)
+		}
+	}
+}
+
+// fakeClients returns clients backed by fakes holding objs, mapping the kinds our manifests use.
+func fakeClients(t *testing.T, kube []runtime.Object, dyn ...runtime.Object) *clients {
+	t.Helper()
+	mapper := meta.NewDefaultRESTMapper(nil)
+	for _, k := range []struct {
+		gvk   schema.GroupVersionKind
+		scope meta.RESTScope
+	}{
+		{schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}, meta.RESTScopeRoot},
+		{schema.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"}, meta.RESTScopeNamespace},
+		{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}, meta.RESTScopeRoot},
+		{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}, meta.RESTScopeRoot},
+		{schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DaemonSet"}, meta.RESTScopeNamespace},
+	} {
+		mapper.Add(k.gvk, k.scope)
+	}
+	scheme := runtime.NewScheme()
+	return &clients{
+		dyn:    dynamicfake.NewSimpleDynamicClient(scheme, dyn...),
+		kube:   kubefake.NewSimpleClientset(kube...),
+		mapper: mapper,
+	}
+}
+
+func clusterRole(name string, labels map[string]string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("rbac.authorization.k8s.io/v1")
+	u.SetKind("ClusterRole")
+	u.SetName(name)
+	u.SetLabels(labels)
+	return u
+}
+
+func TestCreateOrAdoptKeepsObjectsThatAreNotOurs(t *testing.T) {
+	theirs := clusterRole("pxec-multus", map[string]string{"owner": "vendor"})
+	leftover := clusterRole("pxec-leftover", map[string]string{ManagedByLabel: ManagedByValue})
+	c := fakeClients(t, nil, theirs, leftover)
+	ctx := context.Background()
+	var log bytes.Buffer
+	cases := []struct {
+		obj     *unstructured.Unstructured
+		created bool
+	}{
+		{clusterRole("pxec-new", map[string]string{ManagedByLabel: ManagedByValue}), true},
+		{clusterRole("pxec-leftover", map[string]string{ManagedByLabel: ManagedByValue, "fresh": "yes"}), true},
+		{clusterRole("pxec-multus", map[string]string{ManagedByLabel: ManagedByValue}), false},
+	}
+	for _, tc := range cases {
+		_, created, err := c.createOrAdopt(ctx, tc.obj, &log)
+		if err != nil {
+			t.Fatalf("createOrAdopt %s: %v", tc.obj.GetName(), err)
+		}
+		if created != tc.created {
+			t.Errorf("%s: created=%v, want %v", tc.obj.GetName(), created, tc.created)
+		}
+	}
+	gvr := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+	got, err := c.dyn.Resource(gvr).Get(ctx, "pxec-multus", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetLabels()["owner"] != "vendor" || got.GetLabels()[ManagedByLabel] != "" {
+		t.Errorf("someone else's ClusterRole was changed: labels %v", got.GetLabels())
+	}
+	got, err = c.dyn.Resource(gvr).Get(ctx, "pxec-leftover", metav1.GetOptions{})
+	if err != nil || got.GetLabels()["fresh"] != "yes" {
+		t.Errorf("our leftover was not updated: %v %v", got, err)
+	}
+	if !strings.Contains(log.String(), "kept ClusterRole pxec-multus") {
+		t.Errorf("log does not say the foreign object was kept:\n%s", log.String())
+	}
+}
+
+func TestInstallMultusInstallsNothingWhereMultusRuns(t *testing.T) {
+	vendor := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "multus", Namespace: "openshift-multus"}}
+	ours := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "pxec-multus", Namespace: "kube-system",
+		Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
+	cases := []struct {
+		name  string
+		kube  []runtime.Object
+		found string
+	}{
+		{"vendor Multus", []runtime.Object{vendor, ours}, "DaemonSet openshift-multus/multus"},
+		{"only our own leftover", []runtime.Object{ours}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fakeClients(t, tc.kube)
+			found, err := c.foreignMultus(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tc.found {
+				t.Errorf("found %q, want %q", found, tc.found)
+			}
+		})
+	}
+	c := fakeClients(t, []runtime.Object{vendor})
+	s, _ := newSettings(DefaultMultusImage, nil)
+	inst, err := install(context.Background(), c, "multus", manifests.Multus(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst.Found == "" || len(inst.created) != 0 {
+		t.Errorf("install on a cluster with Multus: Found %q, created %v", inst.Found, inst.created)
+	}
+	if err := inst.Uninstall(context.Background()); err != nil {
+		t.Errorf("Uninstall of nothing: %v", err)
+	}
+	if len(c.dyn.(*dynamicfake.FakeDynamicClient).Actions()) != 0 {
+		t.Errorf("install touched the cluster: %v", c.dyn.(*dynamicfake.FakeDynamicClient).Actions())
+	}
+}
+
+func TestCleanupPodMountsTheInstalledDirectories(t *testing.T) {
+	s, _ := newSettings(DefaultCNIPluginsImage, []InstallOption{WithCNIBinDir("/var/lib/cni/bin")})
+	p := cleanupPod("cni-plugins", "kind-worker", s)
+	if p.Spec.NodeName != "kind-worker" || !p.Spec.HostNetwork || p.Spec.RestartPolicy != "Never" {
+		t.Errorf("pod spec: node %q hostNetwork %v restart %q", p.Spec.NodeName, p.Spec.HostNetwork, p.Spec.RestartPolicy)
+	}
+	cmd := strings.Join(p.Spec.Containers[0].Command, " ")
+	if cmd != "/usr/bin/pxec-cni-setup cleanup --owner=cni-plugins --bin-dir=/var/lib/cni/bin --conf-dir=/etc/cni/net.d" {
+		t.Errorf("command %q", cmd)
+	}
+	if m := p.Spec.Containers[0].VolumeMounts[0]; m.MountPath != "/host/var/lib/cni/bin" {
+		t.Errorf("bin dir mounted at %s", m.MountPath)
+	}
+	if len(p.Name) > 63 {
+		t.Errorf("pod name %q is longer than 63 characters", p.Name)
+	}
+}

@@ -1,0 +1,115 @@
+package network
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// PodRunner is a NodeRunner for clusters whose nodes cannot be reached directly (a vendor's):
+// each command runs in a short-lived, unprivileged pod on the node's host network, in a
+// namespace of the suite's. That suffices for the read-only checks, InspectBridge,
+// BridgeExists and CheckBridgeNetfilter, which read sysfs and /proc/sys/net only; it is not
+// meant for EnsureBridge, which needs to change the node.
+type PodRunner struct {
+	kube      kubernetes.Interface
+	namespace string
+	image     string
+}
+
+// NewPodRunner runs node commands in pods of namespace from image, which must hold sh, cat,
+// ls, grep, cut and tr (the PXE server image's busybox does) and be pullable by the nodes.
+func NewPodRunner(cfg *rest.Config, namespace, image string) (*PodRunner, error) {
+	if err := ValidateNamespace(namespace); err != nil {
+		return nil, fmt.Errorf("pod runner: %w", err)
+	}
+	if image == "" {
+		return nil, fmt.Errorf("pod runner: %w", &FieldError{Field: "image", Value: image, Reason: "must not be empty"})
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pod runner: %w", err)
+	}
+	return &PodRunner{kube: kube, namespace: namespace, image: image}, nil
+}
+
+// NodeExec runs argv in a pod on node's host network, waits for it to end, deletes it and
+// returns what it printed (standard output and error, as the pod log merges them). A non-zero
+// exit is an error carrying the command and that output.
+func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("exec on node %s: empty command", node)
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	noToken := false
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      "pxec-node-exec-" + hex.EncodeToString(b[:]),
+			Namespace: r.namespace,
+			Labels:    map[string]string{ManagedByLabel: ManagedByValue, "app.kubernetes.io/name": "pxec-node-exec"},
+		},
+		Spec: corev1.PodSpec{
+			NodeName:                     node,
+			HostNetwork:                  true,
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: &noToken,
+			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{
+				Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
+			}},
+		},
+	}
+	cmdline := strings.Join(argv, " ")
+	pods := r.kube.CoreV1().Pods(r.namespace)
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
+		return nil, fmt.Errorf("exec on node %s: %s: create pod: %w", node, cmdline, err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		zero := int64(0)
+		// A pod that cannot be deleted now goes with the suite's namespace.
+		_ = pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}()
+	var term *corev1.ContainerStateTerminated
+	var waiting string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, s := range p.Status.ContainerStatuses {
+			if s.State.Terminated != nil {
+				term = s.State.Terminated
+				return true, nil
+			}
+			if s.State.Waiting != nil {
+				waiting = s.State.Waiting.Reason + " " + s.State.Waiting.Message
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("exec on node %s: %s: pod %s/%s did not finish (%s): %w", node, cmdline, r.namespace, pod.Name, strings.TrimSpace(waiting), err)
+	}
+	out, err := pods.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "exec"}).DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("exec on node %s: %s: read output: %w", node, cmdline, err)
+	}
+	if term.ExitCode != 0 {
+		return out, fmt.Errorf("exec on node %s: %s: exit status %d\noutput:\n%s", node, cmdline, term.ExitCode, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
