@@ -18,7 +18,7 @@ LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg 
 BENCH_PACKAGES := dnsmasq-base
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: all deps test unit lab bench fuzz lint e2e cluster cluster-down clean-lab
+.PHONY: all deps test unit lab bench fuzz lint e2e cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -49,6 +49,25 @@ bench: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDHCPHandler -fuzztime 30s ./framework/pxe
 	$(GO) test -run '^$$' -fuzz FuzzResolvePath -fuzztime 30s ./framework/pxe
+
+cluster-deps:
+	@missing=$$(for p in $(ENGINE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+	bash ci/engine-up.sh
+
+# The offline lab cluster: images built here (no registry), kind + KubeVirt + Multus + bridge CNI,
+# proven by a bridge-attached VMI whose serial console shows iPXE.
+cluster: cluster-deps
+	$(GO) run ./ci/cluster up
+
+cluster-down:
+	$(GO) run ./ci/cluster down
+
+images: cluster-deps
+	$(GO) run ./ci/imagebuilder
 
 clean-lab:
 	$(GO) run ./ci/lab --sweep

@@ -1,0 +1,179 @@
+// Command cluster brings up the offline lab cluster and proves it can PXE boot, or removes it.
+//
+//	go run ./ci/cluster up     # make cluster
+//	go run ./ci/cluster down   # make cluster-down
+//
+// "up" builds every image from Go modules and Debian packages (ci/imagebuilder, cached by
+// inputs), creates a kind cluster from the offline node image, loads the images into its
+// nodes, installs Multus and KubeVirt (with emulation when KVM cannot run guests), creates the
+// node bridge, and then proves the whole path: a diskless VMI whose bridge interface sits on a
+// NetworkAttachmentDefinition for that bridge (no IPAM, MAC de:00:00:00:00:de, bootOrder 1,
+// BIOS serial) reaches Running and its serial console, read through kubevirt.io/client-go,
+// shows iPXE starting on that interface. Ctrl-C, or any failure, deletes the cluster again.
+// "down" deletes the cluster and the kubeconfig "up" wrote.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/kubevirt"
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/network"
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/node"
+	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
+)
+
+func main() {
+	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down") {
+		fmt.Fprintln(os.Stderr, "usage: go run ./ci/cluster up|down [--name pxec] [--kubeconfig FILE] [--bridge br1]")
+		os.Exit(2)
+	}
+	verb := os.Args[1]
+	flags := flag.NewFlagSet("cluster "+verb, flag.ExitOnError)
+	cache := flags.String("cache", build.CacheDir(), "cache directory (images' inputs, logs)")
+	name := flags.String("name", "pxec", "kind cluster name")
+	kubeconfig := flags.String("kubeconfig", "", "kubeconfig to write (default <cache>/kind-<name>.kubeconfig)")
+	bridge := flags.String("bridge", "br1", "node bridge for the PXE network")
+	keep := flags.Bool("keep-on-failure", false, "leave the cluster up when the proof fails, for debugging")
+	_ = flags.Parse(os.Args[2:])
+	if *kubeconfig == "" {
+		*kubeconfig = filepath.Join(*cache, "kind-"+*name+".kubeconfig")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var err error
+	switch verb {
+	case "up":
+		err = up(ctx, upConfig{cache: *cache, name: *name, kubeconfig: *kubeconfig, bridge: *bridge, keep: *keep})
+	case "down":
+		err = down(ctx, *name, *kubeconfig)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "cluster: interrupted")
+			os.Exit(130)
+		}
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		os.Exit(1)
+	}
+}
+
+type upConfig struct {
+	cache, name, kubeconfig, bridge string
+	keep                            bool
+}
+
+func up(ctx context.Context, cfg upConfig) (err error) {
+	start := time.Now()
+	logPath := filepath.Join(cfg.cache, "logs", "cluster-"+time.Now().Format("20060102-150405")+".log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	out := io.MultiWriter(os.Stdout, logFile)
+	fmt.Fprintf(out, "cluster: full log in %s\n", logPath)
+	progress := build.NewProgress(out, 30*time.Second)
+	o := build.Options{Cache: cfg.cache, Log: logFile, Progress: progress}
+
+	// 1. Images, from Go modules and Debian packages only.
+	var images []string
+	for _, t := range []struct {
+		name  string
+		build func(context.Context, build.Options) ([]string, error)
+	}{{"node", node.Build}, {"kubevirt", kubevirt.Build}, {"network", network.Build}} {
+		names, err := t.build(ctx, o)
+		if err != nil {
+			return fmt.Errorf("build %s images: %w", t.name, err)
+		}
+		if t.name != "node" {
+			images = append(images, names...)
+		}
+	}
+
+	// 2. The cluster. Anything that fails from here on (or Ctrl-C) deletes it again.
+	kvm, why := cluster.KVMUsable(ctx)
+	fmt.Fprintf(out, "cluster: guests run with KVM: %v (%s)\n", kvm, why)
+	var c *cluster.Cluster
+	if err := progress.Step("create kind cluster "+cfg.name, func() error {
+		var err error
+		c, err = cluster.CreateKind(ctx, cfg.name, cluster.WithNodeImage(node.ImageName(o)),
+			cluster.WithKVM(kvm), cluster.WithKubeconfig(cfg.kubeconfig), cluster.WithLog(logFile))
+		return err
+	}); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil || (cfg.keep && ctx.Err() == nil) {
+			return
+		}
+		c2, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		fmt.Fprintln(out, "cluster: deleting the cluster after the failure")
+		if derr := c.Delete(c2); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	// Remember a Docker network this run made, so "down" removes it too.
+	if n := c.CreatedNetwork(); n != "" {
+		if err := os.WriteFile(networkMarker(cfg.kubeconfig), []byte(n), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := progress.Step(fmt.Sprintf("load %d images into the nodes", len(images)), func() error {
+		return c.LoadImages(ctx, images...)
+	}); err != nil {
+		return err
+	}
+
+	// 3. Multus, KubeVirt, the node bridge, and the proof.
+	if err := install(ctx, c, o, kvm, out, cfg.bridge); err != nil {
+		return err
+	}
+	if err := prove(ctx, c, cfg.bridge, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\ncluster: %s is up and PXE-capable in %s\n", cfg.name, time.Since(start).Round(time.Second))
+	fmt.Fprintf(out, "cluster: KubeVirt %s runs virt-handler %s: %s\n", kubevirt.Version, kubevirt.ImageNames(o).HandlerNoDummy, kubevirt.Adaptation)
+	fmt.Fprintf(out, "cluster: export KUBECONFIG=%s\n", cfg.kubeconfig)
+	return nil
+}
+
+func down(ctx context.Context, name, kubeconfig string) error {
+	deleted, err := cluster.DeleteKind(ctx, name, kubeconfig)
+	if err != nil {
+		return err
+	}
+	if !deleted {
+		fmt.Printf("cluster: no kind cluster %q to delete\n", name)
+	} else {
+		fmt.Printf("cluster: deleted kind cluster %q\n", name)
+	}
+	if n, err := os.ReadFile(networkMarker(kubeconfig)); err == nil {
+		if err := cluster.RemoveNetworkIfUnused(ctx, string(n)); err != nil {
+			return err
+		}
+		fmt.Printf("cluster: removed Docker network %q, which \"up\" had created\n", n)
+		_ = os.Remove(networkMarker(kubeconfig))
+	}
+	if err := os.Remove(kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// networkMarker is where "up" records a Docker network it created, for "down".
+func networkMarker(kubeconfig string) string { return kubeconfig + ".network" }

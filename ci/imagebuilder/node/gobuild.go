@@ -1,0 +1,203 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+)
+
+// module is what `go mod download -json` reports about one module version.
+type module struct {
+	Path    string
+	Version string
+	Dir     string
+	GoMod   string
+	Info    string
+	Sum     string
+	// Time is the version's commit time, read from the .info file.
+	Time string
+}
+
+// download fetches mod@version through the module proxy (a no-op when it is cached already).
+func (b *builder) download(ctx context.Context, mod, version string) (module, error) {
+	cmd := b.goCommand(ctx, b.cache, "mod", "download", "-json", mod+"@"+version)
+	out, err := build.Output(ctx, cmd)
+	if err != nil {
+		return module{}, fmt.Errorf("download %s@%s: %w", mod, version, err)
+	}
+	var m module
+	if err := json.Unmarshal(out, &m); err != nil {
+		return module{}, fmt.Errorf("download %s@%s: parse go mod download output: %w", mod, version, err)
+	}
+	info, err := os.ReadFile(m.Info)
+	if err != nil {
+		return module{}, fmt.Errorf("download %s@%s: %w", mod, version, err)
+	}
+	var t struct{ Time string }
+	if err := json.Unmarshal(info, &t); err != nil {
+		return module{}, fmt.Errorf("download %s@%s: parse %s: %w", mod, version, m.Info, err)
+	}
+	m.Time = t.Time
+	return m, nil
+}
+
+// goCommand is a go command that ignores any go.work and the caller's module, so wrapper
+// modules under the cache build the same way wherever the builder runs.
+func (b *builder) goCommand(ctx context.Context, dir string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false")
+	return cmd
+}
+
+// goBuild is a set of commands built from Go modules in a wrapper module under the cache,
+// statically (CGO_ENABLED=0), so the binaries run on any root filesystem.
+type goBuild struct {
+	// name is the wrapper module's directory under src/ and the prefix of its output under bin/.
+	name string
+	// require maps module path to version.
+	require map[string]string
+	// replace maps module path to its replacement, "path version".
+	replace map[string]string
+	// bins maps each output binary's name to the package it is built from.
+	bins map[string]string
+	// ldflags are passed to every go build.
+	ldflags string
+}
+
+// wrapperGoMod renders the wrapper module: the requirements, the replacements, and a tool
+// directive per package so `go mod tidy` keeps what the builds need.
+func (g goBuild) wrapperGoMod() string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "module pxec.local/build/%s\n\ngo 1.24.0\n\nrequire (\n", g.name)
+	for _, m := range sortedKeys(g.require) {
+		fmt.Fprintf(&s, "\t%s %s\n", m, g.require[m])
+	}
+	s.WriteString(")\n")
+	if len(g.replace) > 0 {
+		s.WriteString("\nreplace (\n")
+		for _, m := range sortedKeys(g.replace) {
+			fmt.Fprintf(&s, "\t%s => %s\n", m, g.replace[m])
+		}
+		s.WriteString(")\n")
+	}
+	s.WriteString("\n")
+	seen := map[string]bool{}
+	for _, bin := range sortedKeys(g.bins) {
+		if p := g.bins[bin]; !seen[p] {
+			seen[p] = true
+			fmt.Fprintf(&s, "tool %s\n", p)
+		}
+	}
+	return s.String()
+}
+
+// inputs is the cache key of the build: the wrapper module, the binaries, flags and Go version.
+func (g goBuild) inputs(goVersion string) string {
+	var bins []string
+	for _, b := range sortedKeys(g.bins) {
+		bins = append(bins, b+"="+g.bins[b])
+	}
+	return build.Hash(g.wrapperGoMod(), strings.Join(bins, ","), g.ldflags, "CGO_ENABLED=0 -trimpath", goVersion)
+}
+
+// run builds the binaries into bin/<name>-<inputs> under the cache, or finds them there, and
+// returns that directory.
+func (b *builder) run(ctx context.Context, g goBuild) (string, error) {
+	out := filepath.Join(b.cache, "bin", g.name+"-"+g.inputs(b.goVersion))
+	step := "build " + g.name
+	if _, err := os.Stat(filepath.Join(out, ".complete")); err == nil {
+		b.progress.Skip(step, "up to date in "+out)
+		return out, nil
+	}
+	err := b.progress.Step(step, func() error {
+		src := filepath.Join(b.cache, "src", g.name)
+		if err := b.tidy(ctx, src, g.wrapperGoMod()); err != nil {
+			return err
+		}
+		tmp := out + ".tmp"
+		if err := os.RemoveAll(tmp); err != nil {
+			return err
+		}
+		for _, bin := range sortedKeys(g.bins) {
+			cmd := b.goCommand(ctx, src, "build", "-trimpath", "-ldflags", g.ldflags, "-o", filepath.Join(tmp, bin), g.bins[bin])
+			if err := build.Run(ctx, b.log, cmd); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(g.wrapperGoMod()), 0o644); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(out); err != nil {
+			return err
+		}
+		return os.Rename(tmp, out)
+	})
+	return out, err
+}
+
+// tidy writes the wrapper's go.mod and runs `go mod tidy` unless the same go.mod was tidied
+// before: without it the build fails on go.sum entries the replaced modules need.
+func (b *builder) tidy(ctx context.Context, src, gomod string) error {
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	stamp := filepath.Join(src, ".tidied")
+	if old, err := os.ReadFile(stamp); err == nil && string(old) == gomod {
+		if _, err := os.Stat(filepath.Join(src, "go.sum")); err == nil {
+			return nil
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(gomod), 0o644); err != nil {
+		return err
+	}
+	if err := build.Run(ctx, b.log, b.goCommand(ctx, src, "mod", "tidy")); err != nil {
+		return err
+	}
+	return os.WriteFile(stamp, []byte(gomod), 0o644)
+}
+
+// buildRepoCommand builds a command of this repository (fixtures/...) statically into dir.
+func (b *builder) buildRepoCommand(ctx context.Context, pkg, dir string) (string, error) {
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = b.repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := build.Run(ctx, b.log, cmd); err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// fileHash is the SHA-256 of a file's content, for image input hashes.
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,235 @@
+package node
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
+)
+
+func TestImageNameIsTheClusterDefault(t *testing.T) {
+	if got := ImageName(build.Options{}); got != cluster.DefaultNodeImage {
+		t.Errorf("node.ImageName = %q but cluster.DefaultNodeImage = %q", got, cluster.DefaultNodeImage)
+	}
+}
+
+func TestStagingReplacesUsePublishedModules(t *testing.T) {
+	gomod := `module k8s.io/kubernetes
+
+require k8s.io/api v0.0.0
+
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/client-go => ./staging/src/k8s.io/client-go
+	github.com/other/mod => github.com/fork/mod v1.0.0
+)
+replace k8s.io/kubelet => ./staging/src/k8s.io/kubelet
+`
+	got, err := stagingReplaces(gomod, "v0.34.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"k8s.io/api":       "k8s.io/api v0.34.4",
+		"k8s.io/client-go": "k8s.io/client-go v0.34.4",
+		"k8s.io/kubelet":   "k8s.io/kubelet v0.34.4",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s => %q, want %q", k, got[k], v)
+		}
+	}
+	if _, err := stagingReplaces("module x\n", "v0.34.4"); err == nil {
+		t.Error("a go.mod without staging replaces was accepted")
+	}
+}
+
+func TestKubeLdflagsStampBothVersionPackages(t *testing.T) {
+	flags := kubeLdflags("v1.34.4", "h1:abc=", "2026-02-10T12:53:36Z")
+	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		for _, kv := range []string{"gitVersion=v1.34.4", "gitMajor=1", "gitMinor=34", "gitCommit=h1:abc=", "gitTreeState=clean", "buildDate=2026-02-10T12:53:36Z"} {
+			if !strings.Contains(flags, "-X "+pkg+"."+kv) {
+				t.Errorf("ldflags lack -X %s.%s: %s", pkg, kv, flags)
+			}
+		}
+	}
+}
+
+func TestPlanImagesChecksKubeadmList(t *testing.T) {
+	good := `registry.k8s.io/kube-apiserver:v1.34.4
+registry.k8s.io/kube-controller-manager:v1.34.4
+registry.k8s.io/kube-scheduler:v1.34.4
+registry.k8s.io/kube-proxy:v1.34.4
+registry.k8s.io/coredns/coredns:v1.12.1
+registry.k8s.io/pause:3.10.1
+registry.k8s.io/etcd:3.6.5-0
+`
+	plan, err := planImages(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 7 {
+		t.Fatalf("%d images planned, want 7", len(plan))
+	}
+	for _, img := range plan {
+		if img.repo == "coredns" && (img.tag != "v1.12.1" || img.ref != "registry.k8s.io/coredns/coredns:v1.12.1") {
+			t.Errorf("coredns parsed as %+v", img)
+		}
+	}
+	cases := map[string]string{
+		"other etcd":    strings.Replace(good, "etcd:3.6.5-0", "etcd:3.6.6-0", 1),
+		"unknown image": good + "registry.k8s.io/kube-foo:v1.34.4\n",
+		"missing pause": strings.Replace(good, "registry.k8s.io/pause:3.10.1\n", "", 1),
+		"no tag":        good + "registry.k8s.io/etcd\n",
+	}
+	for name, list := range cases {
+		if _, err := planImages(list); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestSandboxImageReadsContainerdConfig(t *testing.T) {
+	got, err := sandboxImage("[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"registry.k8s.io/pause:3.10\"\n")
+	if err != nil || got != "registry.k8s.io/pause:3.10" {
+		t.Errorf("sandboxImage = %q, %v", got, err)
+	}
+	if _, err := sandboxImage("version = 2\n"); err == nil {
+		t.Error("config without sandbox_image accepted")
+	}
+}
+
+func TestMirrorPrefersHostArchiveOverSecurity(t *testing.T) {
+	cases := []struct{ name, sources, want string }{
+		{"deb822", "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n", "http://mirror.example/debian"},
+		{"security first", "URIs: http://deb.debian.org/debian-security\nURIs: http://deb.debian.org/debian\n", "http://deb.debian.org/debian"},
+		{"one-line", "deb [arch=amd64] http://ftp.example/debian bookworm main\n", "http://ftp.example/debian"},
+		{"none", "", defaultMirror},
+	}
+	for _, tc := range cases {
+		if got := mirror(tc.sources); got != tc.want {
+			t.Errorf("%s: mirror = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestContainerdConfigRunsRuncThroughWrapper(t *testing.T) {
+	kindConfig := filepath.Join(kindModuleDir(t), "images/base/files/etc/containerd/config.toml")
+	raw, err := os.ReadFile(kindConfig)
+	if err != nil {
+		t.Skipf("kind module not in the module cache: %v", err)
+	}
+	got, err := containerdConfig(raw, "/usr/local/bin/capdrop-runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(got)
+	if n := strings.Count(s, `BinaryName = "/usr/local/bin/capdrop-runc"`); n != strings.Count(s, "SystemdCgroup = true") || n == 0 {
+		t.Errorf("%d BinaryName lines for %d runtimes:\n%s", n, strings.Count(s, "SystemdCgroup = true"), s)
+	}
+	if !strings.Contains(s, "restrict_oom_score_adj = true") || strings.Contains(s, "restrict_oom_score_adj = false") {
+		t.Errorf("restrict_oom_score_adj not turned on:\n%s", s)
+	}
+	if _, err := containerdConfig([]byte("version = 2\n"), "/x"); err == nil {
+		t.Error("a config without runtimes was accepted")
+	}
+}
+
+func TestKindBaseSpecAddsHookAndDropsRlimits(t *testing.T) {
+	in := `{"process":{"rlimits":[{"type":"RLIMIT_NOFILE"}],"cwd":"/"},"hooks":{"createContainer":[{"path":"/other"}]}}`
+	out, err := kindBaseSpec([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Process map[string]any
+		Hooks   struct{ CreateContainer []struct{ Path string } }
+	}
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Process["rlimits"]; ok {
+		t.Error("rlimits kept")
+	}
+	hooks := s.Hooks.CreateContainer
+	if len(hooks) != 2 || hooks[0].Path != "/other" || hooks[1].Path != "/kind/bin/mount-product-files.sh" {
+		t.Errorf("createContainer hooks %+v", hooks)
+	}
+}
+
+func TestWrapperGoModKeepsEveryToolOnce(t *testing.T) {
+	g := goBuild{
+		name:    "x",
+		require: map[string]string{"example.com/m": "v1.0.0"},
+		replace: map[string]string{"example.com/dep": "example.com/dep v0.1.0"},
+		bins:    map[string]string{"a": "example.com/m/cmd/a", "a2": "example.com/m/cmd/a", "b": "example.com/m/cmd/b"},
+	}
+	s := g.wrapperGoMod()
+	for _, want := range []string{"module pxec.local/build/x\n", "\texample.com/m v1.0.0\n", "\texample.com/dep => example.com/dep v0.1.0\n", "tool example.com/m/cmd/b\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("wrapper go.mod lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Count(s, "tool example.com/m/cmd/a\n") != 1 {
+		t.Errorf("tool directive repeated:\n%s", s)
+	}
+	if g.inputs("go1.26") == g.inputs("go1.27") {
+		t.Error("cache key ignores the Go version")
+	}
+}
+
+func TestRenderCNIManifestNeedsPlaceholder(t *testing.T) {
+	out, err := renderCNIManifest("image: PXEC_CNI_AGENT_IMAGE\n", "pxec.local/a:1")
+	if err != nil || out != "image: pxec.local/a:1\n" {
+		t.Errorf("render = %q, %v", out, err)
+	}
+	if _, err := renderCNIManifest("image: other\n", "pxec.local/a:1"); err == nil {
+		t.Error("manifest without placeholder accepted")
+	}
+}
+
+func TestRepositoryCNIManifestRenders(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "../../../fixtures/kind/default-cni.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := renderCNIManifest(string(raw), "pxec.local/kind-cni-agent:x"); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(string(raw), "would you kindly patch this file") {
+		t.Error("default CNI manifest lost kind's marker for CONTROL_PLANE_ENDPOINT")
+	}
+}
+
+func TestNormalizeRefMatchesContainerdNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"registry.k8s.io/pause:3.10": "registry.k8s.io/pause:3.10",
+		"pxec.local/x:1":             "pxec.local/x:1",
+		"busybox:1":                  "docker.io/library/busybox:1",
+		"user/img:1":                 "docker.io/user/img:1",
+		"localhost/img:1":            "localhost/img:1",
+	} {
+		if got := normalizeRef(in); got != want {
+			t.Errorf("normalizeRef(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func kindModuleDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "sigs.k8s.io", "kind@"+KindVersion)
+}

@@ -1,0 +1,8 @@
+// Package cluster gives specs a Kubernetes cluster: a kind cluster it creates through kind's Go
+// API (sigs.k8s.io/kind/pkg/cluster, no kind binary) from the offline node image, or an existing
+// cluster reached through a kubeconfig.
+//
+// A *Cluster undoes only what it did: Delete removes a cluster that CreateKind made (and the
+// temporary kubeconfig it wrote), and does nothing to a cluster found with Existing. /dev/kvm is
+// handed to the nodes only where KVMUsable finds that it can run a guest.
+package cluster

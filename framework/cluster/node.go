@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+)
+
+// NodeExec runs argv on a node of a kind cluster and returns its standard output; the error
+// carries the command line, and the command's standard error and output.
+func (c *Cluster) NodeExec(ctx context.Context, node string, argv ...string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("exec on node %s: empty command", node)
+	}
+	n, err := c.node(node)
+	if err != nil {
+		return nil, fmt.Errorf("exec on node %s: %w", node, err)
+	}
+	var stdout, stderr bytes.Buffer
+	err = n.CommandContext(ctx, argv[0], argv[1:]...).SetStdout(&stdout).SetStderr(&stderr).Run()
+	if err != nil {
+		return stdout.Bytes(), fmt.Errorf("exec on node %s: %s: %w\nstderr:\n%s\nstdout:\n%s",
+			node, kindexec.PrettyCommand(argv[0], argv[1:]...), err, bytes.TrimSpace(stderr.Bytes()), bytes.TrimSpace(stdout.Bytes()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// LoadImages copies local Docker images into the containerd (k8s.io namespace) of every node,
+// skipping nodes that hold the same image ID already. Nothing is pulled: the images must be in
+// the local engine, and pods should use imagePullPolicy IfNotPresent or Never.
+func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
+	if c.provider == nil {
+		return fmt.Errorf("load images into %s: not a kind cluster on this host", c.Name)
+	}
+	if len(images) == 0 {
+		return nil
+	}
+	ids := map[string]string{}
+	for _, img := range images {
+		out, err := dockerOutput(ctx, "image", "inspect", "--format", "{{.Id}}", img)
+		if err != nil {
+			return fmt.Errorf("load image %s: %w", img, err)
+		}
+		ids[img] = strings.TrimSpace(string(out))
+	}
+	ns, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return fmt.Errorf("load images into %s: list nodes: %w", c.Name, err)
+	}
+	tar, err := os.CreateTemp("", "pxec-images-*.tar")
+	if err != nil {
+		return err
+	}
+	tar.Close()
+	defer os.Remove(tar.Name())
+	saved := false
+	for _, n := range ns {
+		var missing []string
+		for _, img := range images {
+			// The node looks the image up by name: absent, or another ID, means the tag is stale there.
+			if id, err := nodeutils.ImageID(n, img); err != nil || id != ids[img] {
+				missing = append(missing, img)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		if !saved {
+			// One archive of all requested images, written once and read per node.
+			if _, err := dockerOutput(ctx, append([]string{"save", "-o", tar.Name()}, images...)...); err != nil {
+				return fmt.Errorf("load images %v: %w", images, err)
+			}
+			saved = true
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		f, err := os.Open(tar.Name())
+		if err != nil {
+			return err
+		}
+		err = nodeutils.LoadImageArchive(n, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("load images %v into node %s: %w", images, n, withKindOutput(err))
+		}
+	}
+	return nil
+}
+
+// dockerOutput runs docker with args; the error carries the command line and its stderr.
+func dockerOutput(ctx context.Context, args ...string) ([]byte, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w\n%s", kindexec.PrettyCommand("docker", args...), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
+}

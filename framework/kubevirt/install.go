@@ -1,0 +1,472 @@
+package kubevirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	kvv1 "kubevirt.io/api/core/v1"
+)
+
+const (
+	fieldManager = "pxe-conformance"
+	kubeVirtCRD  = "kubevirts.kubevirt.io"
+	pollInterval = 2 * time.Second
+	reportEvery  = 15 * time.Second
+)
+
+var (
+	kubeVirtGVR = kvv1.SchemeGroupVersion.WithResource("kubevirts")
+	crdGVR      = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	namespaceGV = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+)
+
+// Installation is the KubeVirt of one cluster as Install found or made it.
+type Installation struct {
+	// Namespace and Name locate the KubeVirt resource.
+	Namespace, Name string
+	// Version is what the operator reports (status.observedKubeVirtVersion).
+	Version string
+	// Preexisting is true when KubeVirt was installed before Install ran: Install changed
+	// nothing and Uninstall does nothing.
+	Preexisting bool
+	// Emulation tells whether Install turned on useEmulation, and EmulationReason why.
+	Emulation       bool
+	EmulationReason string
+	// AvailableAfter is how long the KubeVirt resource took to become Available after the
+	// manifest was applied.
+	AvailableAfter time.Duration
+
+	created []objectRef // what Install created, in order
+	crMade  bool
+	opts    options
+	dyn     dynamic.Interface
+}
+
+// objectRef names one object Install created.
+type objectRef struct {
+	GVR             schema.GroupVersionResource
+	Namespace, Name string
+	Kind            string
+}
+
+func (r objectRef) String() string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// Install makes sure KubeVirt runs in the cluster cfg points at. If KubeVirt is already
+// installed it is left alone and returned with Preexisting set. Otherwise Install applies the
+// operator manifest, creates the KubeVirt resource and waits until it is Available. On error
+// the returned Installation (when not nil) holds what was created, for Uninstall.
+func Install(ctx context.Context, cfg *rest.Config, opts ...Option) (*Installation, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt.apply(&o); err != nil {
+			return nil, fmt.Errorf("install kubevirt: %w", err)
+		}
+	}
+	// API warnings (deprecated node-role labels in KubeVirt's manifest) go to the progress
+	// writer instead of klog on stderr.
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandler = progressWarnings{o.progress}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("install kubevirt: client: %w", err)
+	}
+	inst := &Installation{Namespace: o.namespace, Name: o.name, opts: o, dyn: dyn}
+
+	existing, err := findKubeVirt(ctx, dyn)
+	if err != nil {
+		return nil, fmt.Errorf("install kubevirt: look for an installed KubeVirt: %w", err)
+	}
+	if existing.crd {
+		if existing.kv == nil {
+			return nil, fmt.Errorf("install kubevirt: CRD %s exists but no KubeVirt resource: another installation is under way or half removed; not touching it", kubeVirtCRD)
+		}
+		inst.Namespace, inst.Name = existing.kv.Namespace, existing.kv.Name
+		inst.Version = existing.kv.Status.ObservedKubeVirtVersion
+		inst.Preexisting = true
+		inst.Emulation = existing.kv.Spec.Configuration.DeveloperConfiguration != nil &&
+			existing.kv.Spec.Configuration.DeveloperConfiguration.UseEmulation
+		fmt.Fprintf(o.progress, "kubevirt: %s already installed (%s/%s, phase %s); leaving it as it is\n",
+			orUnknown(inst.Version), inst.Namespace, inst.Name, existing.kv.Status.Phase)
+		return inst, nil
+	}
+
+	if len(o.manifest) == 0 {
+		return nil, fmt.Errorf("install kubevirt: no operator manifest (WithOperatorManifest or WithOperatorManifestFile)")
+	}
+	objs, err := parseManifest(o.manifest)
+	if err == nil {
+		err = checkOperatorManifest(objs, o.namespace)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("install kubevirt: operator manifest %s: %w", o.manifestSource, err)
+	}
+	if o.emulation != nil {
+		inst.Emulation, inst.EmulationReason = *o.emulation, "set by WithEmulation"
+	} else {
+		inst.Emulation, inst.EmulationReason = EmulationNeeded(ctx)
+	}
+
+	start := time.Now()
+	if err := inst.applyManifest(ctx, cfg, objs); err != nil {
+		return inst, fmt.Errorf("install kubevirt: %w", err)
+	}
+	if err := inst.createKubeVirt(ctx); err != nil {
+		return inst, fmt.Errorf("install kubevirt: %w", err)
+	}
+	kv, err := inst.waitAvailable(ctx, cfg, start)
+	if err != nil {
+		return inst, fmt.Errorf("install kubevirt: %w", err)
+	}
+	inst.AvailableAfter = time.Since(start)
+	inst.Version = kv.Status.ObservedKubeVirtVersion
+	fmt.Fprintf(o.progress, "kubevirt: %s Available %s after apply (useEmulation=%t: %s)\n",
+		orUnknown(inst.Version), inst.AvailableAfter.Round(100*time.Millisecond), inst.Emulation, inst.EmulationReason)
+	return inst, nil
+}
+
+// Version returns the KubeVirt version the cluster runs (the operator's observed version), or
+// "" when no KubeVirt is installed.
+func Version(ctx context.Context, cfg *rest.Config) (string, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return "", fmt.Errorf("kubevirt version: client: %w", err)
+	}
+	found, err := findKubeVirt(ctx, dyn)
+	if err != nil {
+		return "", fmt.Errorf("kubevirt version: %w", err)
+	}
+	if found.kv == nil {
+		return "", nil
+	}
+	return found.kv.Status.ObservedKubeVirtVersion, nil
+}
+
+type foundKubeVirt struct {
+	crd bool
+	kv  *kvv1.KubeVirt
+}
+
+// findKubeVirt looks for the KubeVirt CRD and any KubeVirt resource in any namespace.
+func findKubeVirt(ctx context.Context, dyn dynamic.Interface) (foundKubeVirt, error) {
+	if _, err := dyn.Resource(crdGVR).Get(ctx, kubeVirtCRD, metav1.GetOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return foundKubeVirt{}, nil
+		}
+		return foundKubeVirt{}, fmt.Errorf("get CRD %s: %w", kubeVirtCRD, err)
+	}
+	list, err := dyn.Resource(kubeVirtGVR).Namespace(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return foundKubeVirt{crd: true}, nil
+		}
+		return foundKubeVirt{}, fmt.Errorf("list KubeVirt resources: %w", err)
+	}
+	if len(list.Items) == 0 {
+		return foundKubeVirt{crd: true}, nil
+	}
+	kv, err := toKubeVirt(&list.Items[0])
+	if err != nil {
+		return foundKubeVirt{}, err
+	}
+	return foundKubeVirt{crd: true, kv: kv}, nil
+}
+
+func toKubeVirt(u *unstructured.Unstructured) (*kvv1.KubeVirt, error) {
+	kv := &kvv1.KubeVirt{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, kv); err != nil {
+		return nil, fmt.Errorf("decode KubeVirt %s/%s: %w", u.GetNamespace(), u.GetName(), err)
+	}
+	return kv, nil
+}
+
+// applyManifest server-side applies each object in order, recording the ones that did not
+// exist before, and waits for each applied CRD to be established.
+func (i *Installation) applyManifest(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("discovery client: %w", err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	fmt.Fprintf(i.opts.progress, "kubevirt: applying %d objects of the operator manifest\n", len(objs))
+	for _, u := range objs {
+		gvk := u.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			// A kind from a CRD applied just before: discovery must be read again.
+			mapper.Reset()
+			mapping, err = mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("map %s %s: %w", gvk.Kind, u.GetName(), err)
+		}
+		ref := objectRef{GVR: mapping.Resource, Name: u.GetName(), Kind: gvk.Kind}
+		var res dynamic.ResourceInterface = i.dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ref.Namespace = u.GetNamespace()
+			if ref.Namespace == "" {
+				ref.Namespace = i.Namespace
+			}
+			res = i.dyn.Resource(mapping.Resource).Namespace(ref.Namespace)
+		}
+		_, err = res.Get(ctx, ref.Name, metav1.GetOptions{})
+		existed := err == nil
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get %s: %w", ref, err)
+		}
+		if _, err := res.Apply(ctx, ref.Name, u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+			return fmt.Errorf("apply %s: %w", ref, err)
+		}
+		if !existed {
+			i.created = append(i.created, ref)
+		} else {
+			fmt.Fprintf(i.opts.progress, "kubevirt: %s existed before; applied over it, Uninstall keeps it\n", ref)
+		}
+		if gvk.Kind == "CustomResourceDefinition" {
+			if err := i.waitEstablished(ctx, ref.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitEstablished waits until the API server serves the CRD's resource.
+func (i *Installation) waitEstablished(ctx context.Context, name string) error {
+	return poll(ctx, i.opts.availableTimeout, func() (bool, error) {
+		u, err := i.dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Errorf("get CRD %s: %w", name, err)
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["type"] == "Established" && m["status"] == "True" {
+				return true, nil
+			}
+		}
+		return false, nil
+	}, "CRD "+name+" established")
+}
+
+// createKubeVirt creates the KubeVirt resource.
+func (i *Installation) createKubeVirt(ctx context.Context) error {
+	kv := NewKubeVirt(i.Namespace, i.Name, Features{Emulation: i.Emulation, VirtTemplate: i.opts.virtTemplate})
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(kv)
+	if err != nil {
+		return fmt.Errorf("encode KubeVirt %s/%s: %w", i.Namespace, i.Name, err)
+	}
+	if _, err := i.dyn.Resource(kubeVirtGVR).Namespace(i.Namespace).Create(ctx,
+		&unstructured.Unstructured{Object: obj}, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
+		return fmt.Errorf("create KubeVirt %s/%s: %w", i.Namespace, i.Name, err)
+	}
+	i.crMade = true
+	fmt.Fprintf(i.opts.progress, "kubevirt: created KubeVirt %s/%s (imagePullPolicy IfNotPresent, useEmulation=%t: %s; virt-template deployment %t)\n",
+		i.Namespace, i.Name, i.Emulation, i.EmulationReason, i.opts.virtTemplate)
+	return nil
+}
+
+// waitAvailable waits for the Available condition, reporting the phase and pods now and then.
+// Pods that cannot get their image fail the wait at once: nothing here pulls, so they would
+// never recover.
+func (i *Installation) waitAvailable(ctx context.Context, cfg *rest.Config, start time.Time) (*kvv1.KubeVirt, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	var kv *kvv1.KubeVirt
+	lastReport := time.Time{}
+	err = poll(ctx, i.opts.availableTimeout, func() (bool, error) {
+		u, err := i.dyn.Resource(kubeVirtGVR).Namespace(i.Namespace).Get(ctx, i.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Errorf("get KubeVirt %s/%s: %w", i.Namespace, i.Name, err)
+		}
+		if kv, err = toKubeVirt(u); err != nil {
+			return false, err
+		}
+		ok, msg := available(kv)
+		if ok {
+			return true, nil
+		}
+		pods, err := cs.CoreV1().Pods(i.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, fmt.Errorf("list pods in %s: %w", i.Namespace, err)
+		}
+		if err := imageFailure(pods.Items); err != nil {
+			return false, err
+		}
+		if time.Since(lastReport) >= reportEvery {
+			lastReport = time.Now()
+			fmt.Fprintf(i.opts.progress, "kubevirt: %s: phase %s, %s; pods %s\n",
+				time.Since(start).Round(time.Second), orUnknown(string(kv.Status.Phase)), msg, podSummary(pods.Items))
+		}
+		return false, nil
+	}, fmt.Sprintf("KubeVirt %s/%s Available", i.Namespace, i.Name))
+	return kv, err
+}
+
+// imageFailure returns an error naming the first container that cannot get its image.
+func imageFailure(pods []corev1.Pod) error {
+	for _, p := range pods {
+		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+		for _, s := range statuses {
+			w := s.State.Waiting
+			if w == nil {
+				continue
+			}
+			switch w.Reason {
+			case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName":
+				return fmt.Errorf("pod %s/%s container %s: %s for image %s: %s (load the image into the nodes)",
+					p.Namespace, p.Name, s.Name, w.Reason, s.Image, w.Message)
+			}
+		}
+	}
+	return nil
+}
+
+// podSummary is "name=Phase[/reason] ..." for a progress line.
+func podSummary(pods []corev1.Pod) string {
+	if len(pods) == 0 {
+		return "none yet"
+	}
+	parts := make([]string, 0, len(pods))
+	for _, p := range pods {
+		state := string(p.Status.Phase)
+		for _, s := range p.Status.ContainerStatuses {
+			if s.State.Waiting != nil && s.State.Waiting.Reason != "" {
+				state += "/" + s.State.Waiting.Reason
+				break
+			}
+			if !s.Ready && p.Status.Phase == corev1.PodRunning {
+				state += "/not-ready"
+				break
+			}
+		}
+		parts = append(parts, p.Name+"="+state)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Uninstall removes what Install created: the KubeVirt resource first (the operator then
+// removes every component it deployed), then the manifest's objects in reverse order, and
+// waits for the created namespaces to be gone. It does nothing for a preexisting KubeVirt.
+func (i *Installation) Uninstall(ctx context.Context) error {
+	if i == nil || i.Preexisting {
+		return nil
+	}
+	var errs []error
+	if i.crMade {
+		fmt.Fprintf(i.opts.progress, "kubevirt: deleting KubeVirt %s/%s\n", i.Namespace, i.Name)
+		if err := i.deleteAndWait(ctx, objectRef{GVR: kubeVirtGVR, Namespace: i.Namespace, Name: i.Name, Kind: "KubeVirt"}); err != nil {
+			// The operator's finalizer did not finish; deleting the operator now would
+			// strand the resource, so stop here and say so.
+			return fmt.Errorf("uninstall kubevirt: %w", err)
+		}
+		i.crMade = false
+	}
+	var namespaces []objectRef
+	for k := len(i.created) - 1; k >= 0; k-- {
+		ref := i.created[k]
+		if ref.GVR == namespaceGV {
+			namespaces = append(namespaces, ref)
+		}
+		fmt.Fprintf(i.opts.progress, "kubevirt: deleting %s\n", ref)
+		if err := i.resource(ref).Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", ref, err))
+		}
+	}
+	for _, ns := range namespaces {
+		if err := i.waitGone(ctx, ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("uninstall kubevirt: %w", err)
+	}
+	i.created = nil
+	return nil
+}
+
+func (i *Installation) resource(ref objectRef) dynamic.ResourceInterface {
+	if ref.Namespace == "" {
+		return i.dyn.Resource(ref.GVR)
+	}
+	return i.dyn.Resource(ref.GVR).Namespace(ref.Namespace)
+}
+
+func (i *Installation) deleteAndWait(ctx context.Context, ref objectRef) error {
+	if err := i.resource(ref).Delete(ctx, ref.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s: %w", ref, err)
+	}
+	return i.waitGone(ctx, ref)
+}
+
+func (i *Installation) waitGone(ctx context.Context, ref objectRef) error {
+	return poll(ctx, i.opts.deleteTimeout, func() (bool, error) {
+		_, err := i.resource(ref).Get(ctx, ref.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, nil
+	}, ref.String()+" gone")
+}
+
+// poll calls done every pollInterval until it returns true or an error, ctx ends or timeout
+// passes; the timeout error names what was awaited.
+func poll(ctx context.Context, timeout time.Duration, done func() (bool, error), what string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		ok, err := done()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// progressWarnings writes API server warnings as progress lines.
+type progressWarnings struct{ w io.Writer }
+
+func (p progressWarnings) HandleWarningHeader(_ int, _ string, text string) {
+	fmt.Fprintf(p.w, "kubevirt: API warning: %s\n", text)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
