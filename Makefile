@@ -18,7 +18,7 @@ LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg 
 BENCH_PACKAGES := dnsmasq-base
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: all deps test unit lab bench fuzz lint e2e cluster cluster-deps cluster-down images clean-lab
+.PHONY: all deps test test-cluster unit lab bench fuzz lint e2e cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -32,8 +32,17 @@ deps:
 unit:
 	$(GO) test -short ./...
 
+# Modules the image builder's tests read from the module cache (the patch must apply to the
+# pinned KubeVirt, kind's base-image files must be where the node builder looks).
+BUILDER_MODULES := kubevirt.io/kubevirt@v1.9.0 sigs.k8s.io/kind@v0.33.0
+
 test: deps lint
+	$(GO) mod download $(BUILDER_MODULES)
 	$(GO) test -p 2 -timeout 30m ./...
+
+# Integration tests that create kind clusters from the offline images (make images first).
+test-cluster: cluster-deps
+	$(GO) test -tags cluster -p 1 -timeout 60m ./framework/cluster ./framework/network
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
