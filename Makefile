@@ -38,7 +38,7 @@ BUILDER_MODULES := kubevirt.io/kubevirt@v1.9.0 sigs.k8s.io/kind@v0.33.0
 
 test: deps lint
 	$(GO) mod download $(BUILDER_MODULES)
-	$(GO) test -p 2 -timeout 30m ./...
+	$(GO) test -p 2 -timeout 30m $(if $(filter true,$(CI)),-count=1) ./...
 
 # Integration tests that create kind clusters from the offline images (make images first).
 test-cluster: cluster-deps
