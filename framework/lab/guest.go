@@ -184,7 +184,9 @@ func (g *Guest) Expect(ctx context.Context, name string, re *regexp.Regexp) ([]s
 	if exit := g.Machine.ExitError(); exit != nil {
 		return nil, fmt.Errorf("%s: %w", exit, err)
 	}
-	if errors.Is(err, console.ErrFailPattern) || ctx.Err() != nil {
+	// The PXE server's view only explains a wait that iPXE was part of.
+	ipxeRan := strings.Contains(g.Console.Text(), "iPXE")
+	if errors.Is(err, console.ErrFailPattern) || (ctx.Err() != nil && ipxeRan) {
 		if why := g.DHCPDiagnosis(); why != "" {
 			return nil, fmt.Errorf("%s; %w", why, err)
 		}

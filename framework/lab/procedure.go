@@ -34,10 +34,11 @@ type Timeouts struct {
 // DefaultTimeouts returns generous bounds for the accelerator: they catch a hung boot without
 // failing a slow machine (under TCG here a whole boot takes about 10 s).
 func DefaultTimeouts(a qemu.Accel) Timeouts {
-	t := Timeouts{Firmware: 10 * time.Second, DHCP: 45 * time.Second, Payload: 30 * time.Second,
+	t := Timeouts{Firmware: 20 * time.Second, DHCP: 45 * time.Second, Payload: 30 * time.Second,
 		Ready: 60 * time.Second, Login: 30 * time.Second, SSH: 30 * time.Second}
 	if a == qemu.TCG {
-		t.Firmware *= 3
+		// OVMF under emulation on a busy 2-core machine has taken 15 s to print its first line.
+		t.Firmware *= 4
 		t.Payload *= 2
 		t.Ready *= 3
 		t.Login *= 2
