@@ -34,6 +34,7 @@ const (
 var (
 	kubeVirtGVR = kvv1.SchemeGroupVersion.WithResource("kubevirts")
 	crdGVR      = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	apiSvcGVR   = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 	namespaceGV = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 )
 
@@ -137,6 +138,11 @@ func Install(ctx context.Context, cfg *rest.Config, opts ...Option) (*Installati
 	}
 	kv, err := inst.waitAvailable(ctx, cfg, start)
 	if err != nil {
+		return inst, fmt.Errorf("install kubevirt: %w", err)
+	}
+	// Available does not cover virt-api's aggregated API (consoles, VNC, pause): wait for
+	// the API server to reach it too.
+	if err := inst.waitAPIServices(ctx); err != nil {
 		return inst, fmt.Errorf("install kubevirt: %w", err)
 	}
 	inst.AvailableAfter = time.Since(start)
@@ -326,6 +332,56 @@ func (i *Installation) waitAvailable(ctx context.Context, cfg *rest.Config, star
 	return kv, err
 }
 
+// waitAPIServices waits until every APIService served from the KubeVirt namespace (virt-api's
+// subresources.kubevirt.io) is Available. The error names the ones that are not, with the API
+// server's reason.
+func (i *Installation) waitAPIServices(ctx context.Context) error {
+	var pending []string
+	start, lastReport := time.Now(), time.Now()
+	err := poll(ctx, i.opts.availableTimeout, func() (bool, error) {
+		list, err := i.dyn.Resource(apiSvcGVR).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, fmt.Errorf("list APIServices: %w", err)
+		}
+		pending = unavailableAPIServices(list.Items, i.Namespace)
+		if len(pending) > 0 && time.Since(lastReport) >= reportEvery {
+			lastReport = time.Now()
+			fmt.Fprintf(i.opts.progress, "kubevirt: %s: waiting for virt-api's APIServices: %s\n",
+				time.Since(start).Round(time.Second), strings.Join(pending, "; "))
+		}
+		return len(pending) == 0, nil
+	}, "APIServices of virt-api available")
+	if err != nil && len(pending) > 0 {
+		return fmt.Errorf("%w: %s", err, strings.Join(pending, "; "))
+	}
+	return err
+}
+
+// unavailableAPIServices returns "name: message" for each APIService backed by a service in
+// namespace whose Available condition is not True.
+func unavailableAPIServices(items []unstructured.Unstructured, namespace string) []string {
+	var pending []string
+	for _, u := range items {
+		if ns, _, _ := unstructured.NestedString(u.Object, "spec", "service", "namespace"); ns != namespace {
+			continue
+		}
+		msg := "no Available condition yet"
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		ok := false
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["type"] == "Available" {
+				ok = m["status"] == "True"
+				msg, _ = m["message"].(string)
+			}
+		}
+		if !ok {
+			pending = append(pending, u.GetName()+": "+msg)
+		}
+	}
+	return pending
+}
+
 // imageFailure returns an error naming the first container that cannot get its image.
 func imageFailure(pods []corev1.Pod) error {
 	for _, p := range pods {
@@ -371,6 +427,8 @@ func podSummary(pods []corev1.Pod) string {
 // Uninstall removes what Install created: the KubeVirt resource first (the operator then
 // removes every component it deployed), then the manifest's objects in reverse order, and
 // waits for the created namespaces to be gone. It does nothing for a preexisting KubeVirt.
+// Delete VMIs first: KubeVirt's default uninstall strategy keeps the resource while workloads
+// exist, and Uninstall then fails after the delete timeout.
 func (i *Installation) Uninstall(ctx context.Context) error {
 	if i == nil || i.Preexisting {
 		return nil

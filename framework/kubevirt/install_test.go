@@ -102,3 +102,33 @@ func TestImageFailureNamesPodContainerAndImage(t *testing.T) {
 		})
 	}
 }
+
+func TestUnavailableAPIServicesNamesOnlyKubeVirtsWithTheReason(t *testing.T) {
+	apiService := func(name, ns string, conds ...map[string]any) unstructured.Unstructured {
+		u := unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+			"metadata": map[string]any{"name": name},
+		}}
+		if ns != "" {
+			u.Object["spec"] = map[string]any{"service": map[string]any{"namespace": ns, "name": "virt-api"}}
+		}
+		list := make([]any, len(conds))
+		for i, c := range conds {
+			list[i] = c
+		}
+		u.Object["status"] = map[string]any{"conditions": list}
+		return u
+	}
+	items := []unstructured.Unstructured{
+		apiService("v1.subresources.kubevirt.io", "kubevirt", map[string]any{"type": "Available", "status": "False", "message": "bad status: 404"}),
+		apiService("v1alpha3.subresources.kubevirt.io", "kubevirt", map[string]any{"type": "Available", "status": "True"}),
+		apiService("v1beta1.other.io", "elsewhere", map[string]any{"type": "Available", "status": "False"}),
+		apiService("v1.kubevirt.io", ""),
+		apiService("v2.subresources.kubevirt.io", "kubevirt"),
+	}
+	got := strings.Join(unavailableAPIServices(items, "kubevirt"), "; ")
+	want := "v1.subresources.kubevirt.io: bad status: 404; v2.subresources.kubevirt.io: no Available condition yet"
+	if got != want {
+		t.Errorf("unavailable %q, want %q", got, want)
+	}
+}

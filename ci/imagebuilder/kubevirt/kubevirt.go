@@ -79,7 +79,8 @@ func cacheDir(o build.Options) string {
 }
 
 // Build makes KubeVirt's images and operator manifest, rebuilding only what changed since the
-// last run, and returns the image names (all of Images, the stock virt-handler included).
+// last run, and returns the names of every image in Images (the stock virt-handler included;
+// Images.Deployed lists the ones the manifest runs).
 func Build(ctx context.Context, o build.Options) ([]string, error) {
 	if o.Progress == nil {
 		o.Progress = build.NewProgress(os.Stderr, 0)

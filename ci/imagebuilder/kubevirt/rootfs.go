@@ -150,6 +150,10 @@ func installVirt(ctx context.Context, o build.Options, minDir, dir string, shim 
 	}
 	return o.Progress.Step("install libvirt and QEMU into "+suite+" (apt-get in a chroot)", func() error {
 		tmp := dir + ".tmp"
+		// A run killed mid-install leaves /proc and the package cache mounted in tmp.
+		if err := unmountUnder(ctx, o, tmp); err != nil {
+			return err
+		}
 		if err := os.RemoveAll(tmp); err != nil {
 			return err
 		}
@@ -166,6 +170,30 @@ func installVirt(ctx context.Context, o build.Options, minDir, dir string, shim 
 		}
 		return os.Rename(tmp, dir)
 	})
+}
+
+// unmountUnder unmounts every mount point at or below dir, deepest first.
+func unmountUnder(ctx context.Context, o build.Options, dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		if p := fields[4]; p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := build.Run(ctx, o.Log, exec.CommandContext(ctx, "umount", points[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // aptInstall runs apt-get install inside the root with /proc mounted, downloaded packages kept
