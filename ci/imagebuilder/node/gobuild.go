@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -129,9 +130,8 @@ func (b *builder) run(ctx context.Context, g goBuild) (string, error) {
 		if err := os.RemoveAll(tmp); err != nil {
 			return err
 		}
-		for _, bin := range sortedKeys(g.bins) {
-			cmd := b.goCommand(ctx, src, "build", "-trimpath", "-ldflags", g.ldflags, "-o", filepath.Join(tmp, bin), g.bins[bin])
-			if err := build.Run(ctx, b.log, cmd); err != nil {
+		for _, argv := range g.buildCommands(tmp) {
+			if err := build.Run(ctx, b.log, b.goCommand(ctx, src, argv...)); err != nil {
 				return err
 			}
 		}
@@ -144,6 +144,24 @@ func (b *builder) run(ctx context.Context, g goBuild) (string, error) {
 		return os.Rename(tmp, out)
 	})
 	return out, err
+}
+
+// buildCommands are the go command lines that put the binaries into dir: one for all of them
+// when each is named after its package (so compiling and linking overlap), else one per binary.
+func (g goBuild) buildCommands(dir string) [][]string {
+	flags := []string{"build", "-trimpath", "-ldflags", g.ldflags, "-o"}
+	var pkgs []string
+	for _, bin := range sortedKeys(g.bins) {
+		if path.Base(g.bins[bin]) != bin {
+			var out [][]string
+			for _, bin := range sortedKeys(g.bins) {
+				out = append(out, append(append([]string(nil), flags...), filepath.Join(dir, bin), g.bins[bin]))
+			}
+			return out
+		}
+		pkgs = append(pkgs, g.bins[bin])
+	}
+	return [][]string{append(append(flags, dir+string(filepath.Separator)), pkgs...)}
 }
 
 // tidy writes the wrapper's go.mod and runs `go mod tidy` unless the same go.mod was tidied

@@ -233,3 +233,16 @@ func kindModuleDir(t *testing.T) string {
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "sigs.k8s.io", "kind@"+KindVersion)
 }
+
+func TestBuildCommandsShareOneGoBuildWhenNamesMatchPackages(t *testing.T) {
+	same := goBuild{ldflags: "-s", bins: map[string]string{"kubectl": "k8s.io/kubernetes/cmd/kubectl", "kubeadm": "k8s.io/kubernetes/cmd/kubeadm"}}
+	got := same.buildCommands("/out")
+	if len(got) != 1 || got[0][len(got[0])-3] != "/out/" || got[0][len(got[0])-1] != "k8s.io/kubernetes/cmd/kubectl" {
+		t.Errorf("one build expected, got %q", got)
+	}
+	renamed := goBuild{ldflags: "-s", bins: map[string]string{"etcd": "go.etcd.io/etcd/server/v3", "x": "example.com/x"}}
+	got = renamed.buildCommands("/out")
+	if len(got) != 2 || got[0][len(got[0])-2] != "/out/etcd" || got[0][len(got[0])-1] != "go.etcd.io/etcd/server/v3" {
+		t.Errorf("one build per binary expected, got %q", got)
+	}
+}
