@@ -43,6 +43,7 @@ func main() {
 	name := flags.String("name", "pxec", "kind cluster name")
 	kubeconfig := flags.String("kubeconfig", "", "kubeconfig to write (default <cache>/kind-<name>.kubeconfig)")
 	bridge := flags.String("bridge", "br1", "node bridge for the PXE network")
+	isolation := flags.String("isolation-bridge", "br2", "second node bridge, unconnected to --bridge, for the suite's isolation spec; empty for none")
 	keep := flags.Bool("keep-on-failure", false, "leave the cluster up when the proof fails, for debugging")
 	_ = flags.Parse(os.Args[2:])
 	if *kubeconfig == "" {
@@ -54,7 +55,7 @@ func main() {
 	var err error
 	switch verb {
 	case "up":
-		err = up(ctx, upConfig{cache: *cache, name: *name, kubeconfig: *kubeconfig, bridge: *bridge, keep: *keep})
+		err = up(ctx, upConfig{cache: *cache, name: *name, kubeconfig: *kubeconfig, bridge: *bridge, isolation: *isolation, keep: *keep})
 	case "down":
 		err = down(ctx, *name, *kubeconfig)
 	}
@@ -69,7 +70,7 @@ func main() {
 }
 
 type upConfig struct {
-	cache, name, kubeconfig, bridge string
+	cache, name, kubeconfig, bridge, isolation string
 	keep                            bool
 }
 
@@ -140,7 +141,7 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 	}
 
 	// 3. Multus, KubeVirt, the node bridge, and the proof.
-	if err := install(ctx, c, o, kvm, out, cfg.bridge); err != nil {
+	if err := install(ctx, c, o, kvm, out, cfg.bridge, cfg.isolation); err != nil {
 		return err
 	}
 	if err := prove(ctx, c, cfg.bridge, out); err != nil {

@@ -30,7 +30,8 @@ import (
 const proofMAC = "de:00:00:00:00:de"
 
 // install puts Multus and KubeVirt into the cluster and creates the node bridge on every node.
-func install(ctx context.Context, c *cluster.Cluster, o build.Options, kvm bool, out io.Writer, bridge string) error {
+// The isolation bridge, when named, is a second bridge that nothing connects to the first.
+func install(ctx context.Context, c *cluster.Cluster, o build.Options, kvm bool, out io.Writer, bridge, isolation string) error {
 	p := o.Progress
 	if err := p.Step("install Multus", func() error {
 		_, err := network.InstallMultus(ctx, c.REST, network.WithLog(out))
@@ -52,18 +53,26 @@ func install(ctx context.Context, c *cluster.Cluster, o build.Options, kvm bool,
 	}); err != nil {
 		return err
 	}
-	return p.Step("create node bridge "+bridge, func() error {
-		for _, n := range c.Nodes {
-			b, err := network.EnsureBridge(ctx, c, n, bridge)
-			if err != nil {
-				return err
-			}
-			for _, f := range b.Findings {
-				fmt.Fprintln(out, "cluster:", f)
-			}
+	for _, br := range []string{bridge, isolation} {
+		if br == "" {
+			continue
 		}
-		return nil
-	})
+		if err := p.Step("create node bridge "+br, func() error {
+			for _, n := range c.Nodes {
+				b, err := network.EnsureBridge(ctx, c, n, br)
+				if err != nil {
+					return err
+				}
+				for _, f := range b.Findings {
+					fmt.Fprintln(out, "cluster:", f)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prove starts the documented VMI on the bridge and waits for iPXE on its serial console.

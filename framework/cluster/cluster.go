@@ -124,6 +124,9 @@ func (c *Cluster) create(ctx context.Context, o createOptions, kvm bool) error {
 	if err := c.refreshNodes(); err != nil {
 		return err
 	}
+	if err := c.guardServices(ctx, renderConfig(o, kvm).Networking.ServiceSubnet); err != nil {
+		return err
+	}
 	return waitReady(ctx, c.REST, o.readyTimeout)
 }
 

@@ -19,8 +19,14 @@ const (
 type Config struct {
 	// MAC is the PXE interface's MAC, the one on the PXE server's allow-list.
 	MAC string `json:"mac"`
+	// AllowedMACs is the PXE server's allow-list; empty means MAC alone. A run whose MAC is
+	// not on it proves the suite's fail-fast path: the boot fails naming the missing DHCP answer.
+	AllowedMACs []string `json:"allowedMACs"`
 	// Bridge is the Linux bridge on the nodes that carries the PXE network.
 	Bridge string `json:"bridge"`
+	// IsolationBridge is a second node bridge, not connected to Bridge, for the isolation spec;
+	// empty (or absent on the nodes) skips that spec with the reason.
+	IsolationBridge string `json:"isolationBridge"`
 	// VLAN tags the PXE network on the bridge; 0 means untagged.
 	VLAN int `json:"vlan"`
 	// Namespace is the prefix of the namespaces specs create, as <prefix>-<random>.
@@ -77,12 +83,13 @@ const DefaultPXEServerImage = "pxec.local/pxe-server:dev"
 // a VMI ran 4.9 s after creation and answered SSH 15.3 s after it.
 func Default() Config {
 	return Config{
-		MAC:          DefaultMAC,
-		Bridge:       "br1",
-		Namespace:    "pxec",
-		Firmware:     []Firmware{BIOS, EFI},
-		ArtifactsDir: "_artifacts",
-		Images:       Images{PXEServer: DefaultPXEServerImage},
+		MAC:             DefaultMAC,
+		Bridge:          "br1",
+		IsolationBridge: "br2",
+		Namespace:       "pxec",
+		Firmware:        []Firmware{BIOS, EFI},
+		ArtifactsDir:    "_artifacts",
+		Images:          Images{PXEServer: DefaultPXEServerImage},
 		Timeouts: Timeouts{
 			VMIRunning:   3 * time.Minute,
 			DHCP:         time.Minute,
@@ -108,8 +115,17 @@ func (t Timeouts) Scale(factor float64) Timeouts {
 // where KubeVirt emulates the CPU.
 func (c Config) ForEmulation() Config {
 	c.Firmware = slices.Clone(c.Firmware)
+	c.AllowedMACs = slices.Clone(c.AllowedMACs)
 	c.Timeouts = c.Timeouts.Scale(c.EmulationScale)
 	return c
+}
+
+// AllowList returns the MACs the PXE server answers: AllowedMACs, or MAC when that is empty.
+func (c Config) AllowList() []string {
+	if len(c.AllowedMACs) == 0 {
+		return []string{c.MAC}
+	}
+	return slices.Clone(c.AllowedMACs)
 }
 
 // NamespaceGenerateName is the metadata.generateName of the namespaces specs create, so that

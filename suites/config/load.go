@@ -49,7 +49,19 @@ func settings() []setting {
 	}
 	s := []setting{
 		str("mac", "MAC of the PXE client's PXE interface", func(c *Config) *string { return &c.MAC }),
+		{key: "allowedMACs", usage: "comma-separated allow-list of the PXE server; empty means mac alone",
+			get: func(c *Config) string { return strings.Join(c.AllowedMACs, ",") },
+			set: func(c *Config, v string) error {
+				c.AllowedMACs = nil
+				for _, m := range strings.Split(v, ",") {
+					if m = strings.TrimSpace(m); m != "" {
+						c.AllowedMACs = append(c.AllowedMACs, m)
+					}
+				}
+				return nil
+			}},
 		str("bridge", "Linux bridge on the nodes that carries the PXE network", func(c *Config) *string { return &c.Bridge }),
+		str("isolationBridge", "second node bridge, unconnected to bridge, for the isolation spec; empty skips it", func(c *Config) *string { return &c.IsolationBridge }),
 		{key: "vlan", usage: "VLAN of the PXE network on the bridge, 0 for none",
 			get: func(c *Config) string { return strconv.Itoa(c.VLAN) },
 			set: func(c *Config, v string) error {

@@ -31,8 +31,20 @@ func (c Config) Validate() error {
 	if err := checkMAC(c.MAC); err != nil {
 		bad("mac", c.MAC, "%v", err)
 	}
+	for i, m := range c.AllowedMACs {
+		if err := checkMAC(m); err != nil {
+			bad(fmt.Sprintf("allowedMACs[%d]", i), m, "%v", err)
+		}
+	}
 	if err := checkBridgeName(c.Bridge); err != nil {
 		bad("bridge", c.Bridge, "%v", err)
+	}
+	if c.IsolationBridge != "" {
+		if err := checkBridgeName(c.IsolationBridge); err != nil {
+			bad("isolationBridge", c.IsolationBridge, "%v", err)
+		} else if c.IsolationBridge == c.Bridge {
+			bad("isolationBridge", c.IsolationBridge, "is the PXE bridge itself; it must be a separate bridge")
+		}
 	}
 	if c.VLAN != 0 && (c.VLAN < 1 || c.VLAN > 4094) {
 		bad("vlan", c.VLAN, "not a VLAN ID: must be 1 to 4094, or 0 for none")

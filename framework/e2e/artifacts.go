@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
+)
+
+// SaveScreenshot writes the boot screen to dir/boot-screen.png and returns the path.
+func (s *Spec) SaveScreenshot(dir string) (string, error) {
+	if s.Screenshot == nil {
+		return "", errors.New("no screenshot taken")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "boot-screen.png")
+	return path, vnc.WritePNG(path, s.Screenshot)
+}
+
+// CollectArtifacts writes what a reader of a failed spec needs into dir: the console
+// transcript, the boot screen, the VMI and the namespace's pods as YAML with their logs, the
+// namespace's events, the PXE server's events and log, and the bridges' state on the nodes.
+// It goes on past a failing item and returns every error joined.
+func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	writeYAML := func(name string, obj any) {
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return
+		}
+		write(name, b)
+	}
+	if s.Console != nil {
+		if err := s.Console.WriteTranscript(filepath.Join(dir, "console.log")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.Screenshot != nil {
+		if _, err := s.SaveScreenshot(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	write("timings.txt", []byte(s.Timings.String()+"\n"))
+	if s.VMI != nil {
+		if got, err := s.env.Virt.VirtualMachineInstance(s.Namespace).Get(ctx, s.VMI.Name, metav1.GetOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("get VMI: %w", err))
+		} else {
+			writeYAML("vmi.yaml", got)
+		}
+	}
+	pods, err := s.env.Kube.CoreV1().Pods(s.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list pods: %w", err))
+	} else {
+		for _, p := range pods.Items {
+			writeYAML("pod-"+p.Name+".yaml", p)
+			for _, c := range p.Spec.Containers {
+				logs, err := s.env.Kube.CoreV1().Pods(s.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("logs of %s/%s: %w", p.Name, c.Name, err))
+					continue
+				}
+				write("pod-"+p.Name+"-"+c.Name+".log", logs)
+			}
+		}
+	}
+	if events, err := s.env.Kube.CoreV1().Events(s.Namespace).List(ctx, metav1.ListOptions{}); err != nil {
+		errs = append(errs, fmt.Errorf("list events: %w", err))
+	} else {
+		sort.Slice(events.Items, func(i, j int) bool {
+			return events.Items[i].LastTimestamp.Before(&events.Items[j].LastTimestamp)
+		})
+		var b strings.Builder
+		for _, e := range events.Items {
+			fmt.Fprintf(&b, "%s %s %s/%s %s: %s\n", e.LastTimestamp.Format(time.RFC3339), e.Type, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+		write("events.txt", []byte(b.String()))
+	}
+	if s.PXE != nil {
+		if events, err := s.PXE.Events(ctx, ""); err != nil {
+			errs = append(errs, err)
+		} else if b, err := json.MarshalIndent(events, "", "  "); err == nil {
+			write("pxe-server-events.json", b)
+		}
+	}
+	var bridges strings.Builder
+	for _, n := range s.env.Nodes {
+		for _, br := range []string{s.env.Config.Bridge, s.env.Config.IsolationBridge} {
+			if br == "" {
+				continue
+			}
+			st, err := network.InspectBridge(ctx, s.env.Node, n, br)
+			if err != nil {
+				fmt.Fprintf(&bridges, "node %s bridge %s: %v\n", n, br, err)
+				continue
+			}
+			fmt.Fprintf(&bridges, "node %s bridge %s: %+v\n", n, br, st)
+		}
+	}
+	write("bridges.txt", []byte(bridges.String()))
+	return errors.Join(errs...)
+}

@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"kubevirt.io/client-go/kubecli"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
+	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
+	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
+	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/suites/config"
+)
+
+// Env is one run's connection to the cluster and what every spec shares.
+type Env struct {
+	// Config is the run's configuration, timeouts already scaled for emulation.
+	Config config.Config
+	REST   *rest.Config
+	Kube   kubernetes.Interface
+	Virt   kubecli.KubevirtClient
+	NADs   nadclient.Interface
+	// Nodes are the schedulable nodes' names.
+	Nodes []string
+	// Node runs commands on nodes: docker exec on a kind cluster of this host, otherwise a
+	// short-lived host-network pod in a namespace of the suite's own.
+	Node network.NodeRunner
+	// KubeVirtVersion is the running KubeVirt's version.
+	KubeVirtVersion string
+	// Emulation says KubeVirt emulates the CPU (useEmulation), which scales the timeouts.
+	Emulation bool
+	// VLANReason is why VLAN specs skip; empty when the nodes carry VLANs.
+	VLANReason string
+	// IsolationReason is why the isolation spec skips; empty when Config.IsolationBridge exists.
+	IsolationReason string
+	// Payload is the guest kernel and initramfs the PXE server hands out.
+	Payload *bootimage.Payload
+	// Keys log in to guests over SSH; Password on their consoles.
+	Keys     *guestssh.KeyPair
+	Password string
+
+	log        io.Writer
+	runnerNS   string // namespace of the pod runner, deleted by Close
+	cacheDir   string
+	bridgeNode map[string]bool
+}
+
+// Setup validates cfg, connects to its cluster and checks it can run the suite, with one plain
+// error per problem. It creates nothing but, on a cluster that is not a local kind cluster, a
+// namespace for node probes (removed by Close).
+func Setup(ctx context.Context, cfg config.Config, log io.Writer) (env *Env, err error) {
+	if log == nil {
+		log = io.Discard
+	}
+	if cfg.Kubeconfig == "" {
+		cfg.Kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	if cfg.Kubeconfig == "" {
+		return nil, errors.New("preflight: no cluster: set kubeconfig (--pxec.kubeconfig, PXEC_KUBECONFIG or KUBECONFIG), or run `make e2e`, which creates a kind cluster")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("preflight: %w", err)
+	}
+	c, err := cluster.Existing(ctx, cfg.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("preflight: %w", err)
+	}
+	e := &Env{Config: cfg, REST: c.REST, log: log}
+	defer func() {
+		if err != nil {
+			e.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if e.Kube, err = kubernetes.NewForConfig(c.REST); err != nil {
+		return nil, err
+	}
+	if e.Virt, err = kubecli.GetKubevirtClientFromRESTConfig(c.REST); err != nil {
+		return nil, err
+	}
+	if e.NADs, err = nadclient.NewForConfig(c.REST); err != nil {
+		return nil, err
+	}
+
+	nodes, err := e.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("preflight: list nodes of %s: %w", cfg.Kubeconfig, err)
+	}
+	for _, n := range nodes.Items {
+		if !n.Spec.Unschedulable && nodeReady(n) {
+			e.Nodes = append(e.Nodes, n.Name)
+		}
+	}
+	if len(e.Nodes) == 0 {
+		return nil, fmt.Errorf("preflight: cluster %s has no Ready, schedulable node", cfg.Kubeconfig)
+	}
+
+	var problems []error
+	e.KubeVirtVersion, e.Emulation, err = e.kubeVirt(ctx)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	if _, err := e.NADs.K8sCniCncfIoV1().NetworkAttachmentDefinitions("default").List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		problems = append(problems, fmt.Errorf("preflight: NetworkAttachmentDefinitions unavailable (is Multus installed?): %w", err))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
+	}
+	if e.Emulation {
+		e.Config = e.Config.ForEmulation()
+	}
+
+	// Node probes: docker exec on a local kind cluster, else a pod in a namespace of our own.
+	e.Node = c
+	if _, err := c.NodeExec(ctx, e.Nodes[0], "true"); err != nil {
+		ns, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			GenerateName: cfg.NamespaceGenerateName() + "preflight-", Labels: map[string]string{ownerLabel: "preflight"}}}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("preflight: create the node probe namespace: %w", err)
+		}
+		e.runnerNS = ns.Name
+		if e.Node, err = network.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.CheckBridge(ctx, e.Nodes, func(ctx context.Context, node string) (bool, error) {
+		return network.BridgeExists(ctx, e.Node, node, cfg.Bridge)
+	}); err != nil {
+		return nil, fmt.Errorf("preflight: %w", err)
+	}
+	e.IsolationReason = e.isolationReason(ctx)
+	supported, reason, err := network.VLANSupported(ctx, e.Node, e.Nodes[0])
+	if err != nil {
+		return nil, fmt.Errorf("preflight: VLAN support on node %s: %w", e.Nodes[0], err)
+	}
+	if !supported {
+		e.VLANReason = fmt.Sprintf("node %s cannot carry VLANs: %s", e.Nodes[0], reason)
+	}
+
+	// The payload and the guest credentials.
+	start := time.Now()
+	e.Payload, err = bootimage.Build(ctx, bootimage.Config{Logf: func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) }})
+	if err != nil {
+		return nil, fmt.Errorf("preflight: build the guest payload: %w", err)
+	}
+	fmt.Fprintf(log, "e2e: guest payload %s (kernel %s) ready in %s\n", e.Payload.Dir, e.Payload.Manifest.KernelRelease, time.Since(start).Round(time.Millisecond))
+	if e.Keys, err = guestssh.NewKeyPair(); err != nil {
+		return nil, err
+	}
+	e.Password = rand.Text()[:16]
+	return e, nil
+}
+
+// ownerLabel marks every namespace the suite creates, with the spec's name as value.
+const ownerLabel = "pxe-conformance.io/spec"
+
+func nodeReady(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// kubeVirt reads the KubeVirt CR: it must be Available, and says whether guests are emulated.
+func (e *Env) kubeVirt(ctx context.Context) (version string, emulation bool, err error) {
+	list, err := e.Virt.KubeVirt(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", false, fmt.Errorf("preflight: read KubeVirt (is it installed?): %w", err)
+	}
+	if len(list.Items) == 0 {
+		return "", false, errors.New("preflight: no KubeVirt resource in the cluster: install KubeVirt first (`make cluster` does on kind)")
+	}
+	kv := list.Items[0]
+	available := false
+	for _, c := range kv.Status.Conditions {
+		if c.Type == "Available" && c.Status == corev1.ConditionTrue {
+			available = true
+		}
+	}
+	if !available {
+		return "", false, fmt.Errorf("preflight: KubeVirt %s/%s is not Available (phase %q)", kv.Namespace, kv.Name, kv.Status.Phase)
+	}
+	if dc := kv.Spec.Configuration.DeveloperConfiguration; dc != nil {
+		emulation = dc.UseEmulation
+	}
+	return kv.Status.ObservedKubeVirtVersion, emulation, nil
+}
+
+func (e *Env) isolationReason(ctx context.Context) string {
+	b := e.Config.IsolationBridge
+	if b == "" {
+		return "no isolation bridge configured (isolationBridge is empty)"
+	}
+	for _, n := range e.Nodes {
+		ok, err := network.BridgeExists(ctx, e.Node, n, b)
+		if err != nil {
+			return fmt.Sprintf("cannot tell whether isolation bridge %q exists on node %s: %v", b, n, err)
+		}
+		if !ok {
+			return fmt.Sprintf("isolation bridge %q is absent on node %s (make e2e creates it; on your own cluster create it or set isolationBridge)", b, n)
+		}
+	}
+	return ""
+}
+
+// Close removes what Setup created.
+func (e *Env) Close(ctx context.Context) error {
+	if e.runnerNS == "" || e.Kube == nil {
+		return nil
+	}
+	err := deleteNamespace(ctx, e.Kube, e.runnerNS, 2*time.Minute)
+	e.runnerNS = ""
+	return err
+}
+
+// deleteNamespace deletes ns and waits until it is gone.
+func deleteNamespace(ctx context.Context, kube kubernetes.Interface, ns string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete namespace %s: %w", ns, err)
+	}
+	for {
+		got, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			phase := ""
+			if got != nil {
+				phase = string(got.Status.Phase)
+				for _, c := range got.Status.Conditions {
+					if c.Status == corev1.ConditionTrue {
+						phase += "; " + c.Message
+					}
+				}
+			}
+			return fmt.Errorf("namespace %s not gone within %s (%s)", ns, timeout, strings.TrimPrefix(phase, "; "))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// LeftoverNamespaces lists namespaces the suite created and that still exist, for a final
+// check that a run leaves nothing behind.
+func (e *Env) LeftoverNamespaces(ctx context.Context) ([]string, error) {
+	list, err := e.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ownerLabel})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range list.Items {
+		names = append(names, n.Name)
+	}
+	return names, nil
+}

@@ -1,0 +1,521 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kvv1 "kubevirt.io/api/core/v1"
+	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
+	"github.com/pxe-conformance/pxe-conformance/framework/console"
+	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
+	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxepod"
+	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
+	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
+	"github.com/pxe-conformance/pxe-conformance/suites/config"
+)
+
+// The PXE network every spec creates on its bridge: the server at .1, the VM's reservation at .10.
+var (
+	serverAddress = netip.MustParsePrefix("192.168.100.1/24")
+	clientAddress = netip.MustParseAddr("192.168.100.10")
+)
+
+// ignoredBeforeGivingUp is how many DHCP messages from a MAC the PXE server must have ignored
+// before a spec stops waiting for an answer: iPXE retries over about 30 s, and three ignored
+// messages already prove nothing will answer.
+const ignoredBeforeGivingUp = 3
+
+// Spec is one spec's namespace and everything the spec creates in it.
+type Spec struct {
+	env *Env
+	// Name is the spec's text, for labels and messages.
+	Name string
+	// Namespace holds everything the spec creates.
+	Namespace string
+	// PXE is the spec's PXE server, once deployed.
+	PXE *pxepod.Server
+	// VMI is the spec's VMI as created.
+	VMI *kvv1.VirtualMachineInstance
+	// Console is the VMI's serial console, attached before the guest runs its first instruction.
+	Console *console.Console
+	// Screenshot is the boot screen captured over VNC.
+	Screenshot *image.RGBA
+	// Timings records the procedure's milestones.
+	Timings *Timings
+}
+
+// NewSpec creates the spec's namespace (<prefix>-<random>, labelled with the spec).
+func (e *Env) NewSpec(ctx context.Context, name string) (*Spec, error) {
+	ns, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: e.Config.NamespaceGenerateName(),
+		Labels:       map[string]string{ownerLabel: labelValue(name)},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create the spec's namespace: %w", err)
+	}
+	return &Spec{env: e, Name: name, Namespace: ns.Name, Timings: &Timings{}}, nil
+}
+
+// labelValue squeezes a spec's text into a label value (63 characters of [a-z0-9-._]).
+func labelValue(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+				b.WriteByte('-')
+			}
+		}
+	}
+	v := strings.Trim(b.String(), "-")
+	if len(v) > 63 {
+		v = strings.Trim(v[:63], "-")
+	}
+	return v
+}
+
+// Delete removes the spec's namespace with everything in it and waits until it is gone.
+func (s *Spec) Delete(ctx context.Context) error {
+	if s.Console != nil {
+		s.Console.Close()
+	}
+	return deleteNamespace(ctx, s.env.Kube, s.Namespace, s.env.Config.Timeouts.Cleanup)
+}
+
+// CreateNAD creates a bridge NetworkAttachmentDefinition without IPAM for bridge (and VLAN,
+// 0 for none) in the spec's namespace: the VM's attachment.
+func (s *Spec) CreateNAD(ctx context.Context, name, bridge string, vlan int, opts ...network.NADOption) error {
+	if vlan != 0 {
+		opts = append([]network.NADOption{network.WithVLAN(vlan)}, opts...)
+	}
+	nad, err := network.BridgeNAD(name, s.Namespace, bridge, opts...)
+	if err != nil {
+		return err
+	}
+	if _, err := s.env.NADs.K8sCniCncfIoV1().NetworkAttachmentDefinitions(s.Namespace).Create(ctx, nad, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create NetworkAttachmentDefinition %s/%s: %w", s.Namespace, name, err)
+	}
+	return nil
+}
+
+// Cmdline is the guest kernel command line the PXE server hands out.
+func (s *Spec) Cmdline() string {
+	return strings.Join([]string{
+		"console=ttyS0,115200", "quiet",
+		"pxec.authkey=" + s.env.Keys.AuthorizedKeyBase64(),
+		"pxec.password=" + s.env.Password,
+	}, " ")
+}
+
+// DeployPXEServer puts the PXE server on the network of the NetworkAttachmentDefinition nad
+// (which CreateServerNAD made), with allowed on its allow-list.
+func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string) (*pxepod.Server, error) {
+	var res []pxe.Reservation
+	for i, m := range allowed {
+		hw, err := net.ParseMAC(m)
+		if err != nil {
+			return nil, fmt.Errorf("allow-list entry %q: %w", m, err)
+		}
+		ip := clientAddress
+		for range i {
+			ip = ip.Next()
+		}
+		res = append(res, pxe.Reservation{MAC: hw, IP: ip, Hostname: "pxec-guest"})
+	}
+	p := s.env.Payload
+	srv, err := pxepod.Deploy(ctx, s.env.Kube, s.env.REST, pxepod.Config{
+		Namespace: s.Namespace, Image: s.env.Config.Images.PXEServer, NetworkAttachment: nad,
+		Address: serverAddress, Reservations: res,
+		Files: map[string]string{
+			bootimage.KernelFile: p.Kernel, bootimage.InitrdFile: p.Initrd,
+			pxe.BIOSLoader: p.Undionly, pxe.EFILoader: p.IPXEEFI,
+		},
+		Kernel: bootimage.KernelFile, Initrd: bootimage.InitrdFile, Cmdline: s.Cmdline(),
+		RouterAdvertisements: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.PXE = srv
+	return srv, nil
+}
+
+// CreateServerNAD creates the PXE server's attachment: bridge and VLAN as the VM's, with the
+// server's fixed address.
+func (s *Spec) CreateServerNAD(ctx context.Context, name, bridge string, vlan int) error {
+	return s.CreateNAD(ctx, name, bridge, vlan, network.WithStaticIP(serverAddress.String()))
+}
+
+// VMIConfig shapes the spec's VMI.
+type VMIConfig struct {
+	// MAC of the bridge interface.
+	MAC string
+	// NAD is the bridge interface's NetworkAttachmentDefinition.
+	NAD string
+	// Firmware is BIOS (SeaBIOS, serial output) or EFI (OVMF, no secure boot).
+	Firmware config.Firmware
+	// NoBootOrder leaves the bridge interface without bootOrder (the negative case).
+	NoBootOrder bool
+	// Node pins the VMI to a node (the PXE server's, where the bridges are not connected
+	// across nodes); empty lets the scheduler choose.
+	Node string
+}
+
+// CreateVMI creates the documented VMI, paused so that the serial console and VNC attach
+// before the firmware's first word, then attaches the console and unpauses it.
+func (s *Spec) CreateVMI(ctx context.Context, c VMIConfig) error {
+	bridgeOpts := []vmi.InterfaceOption{vmi.WithMAC(c.MAC)}
+	if !c.NoBootOrder {
+		bridgeOpts = append(bridgeOpts, vmi.WithBootOrder(1))
+	}
+	opts := []vmi.Option{
+		vmi.WithNamespace(s.Namespace),
+		vmi.WithMemory("512Mi"),
+		vmi.WithInterface(vmi.MasqueradeInterface("default")),
+		vmi.WithNetwork(vmi.PodNetwork()),
+		vmi.WithInterface(vmi.BridgeInterface("pxe-net", bridgeOpts...)),
+		vmi.WithNetwork(vmi.MultusNetwork("pxe-net", c.NAD)),
+		vmi.WithRNG(),
+		vmi.WithTerminationGracePeriod(0),
+	}
+	switch c.Firmware {
+	case config.EFI:
+		opts = append(opts, vmi.WithEFI(false))
+	default:
+		opts = append(opts, vmi.WithSerialBIOS())
+	}
+	if c.Node != "" {
+		opts = append(opts, vmi.WithNodeSelector(corev1.LabelHostname, c.Node))
+	}
+	v := vmi.New("pxe-guest", opts...)
+	validate := vmi.Validate
+	if c.NoBootOrder {
+		validate = vmi.ValidateNoBootOrder
+	}
+	if err := validate(v); err != nil {
+		return err
+	}
+	paused := kvv1.StartStrategyPaused
+	v.Spec.StartStrategy = &paused
+	s.Timings.Start()
+	created, err := s.env.Virt.VirtualMachineInstance(s.Namespace).Create(ctx, v, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create VMI %s/%s: %w", s.Namespace, v.Name, err)
+	}
+	s.VMI = created
+	return nil
+}
+
+// WaitRunning waits for the VMI to run (paused), attaches the serial console and unpauses it.
+func (s *Spec) WaitRunning(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.VMIRunning)
+	defer cancel()
+	vmis := s.env.Virt.VirtualMachineInstance(s.Namespace)
+	var last *kvv1.VirtualMachineInstance
+	for {
+		got, err := vmis.Get(ctx, s.VMI.Name, metav1.GetOptions{})
+		if err == nil {
+			last = got
+			if got.Status.Phase == kvv1.Running {
+				break
+			}
+			if got.Status.Phase == kvv1.Failed || got.Status.Phase == kvv1.Succeeded {
+				return fmt.Errorf("VMI %s/%s reached phase %s before Running: %s", s.Namespace, s.VMI.Name, got.Status.Phase, conditions(got))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			phase, conds := kvv1.VirtualMachineInstancePhase("unknown"), ""
+			if last != nil {
+				phase, conds = last.Status.Phase, conditions(last)
+			}
+			return fmt.Errorf("VMI %s/%s not Running within %s: phase %s; %s", s.Namespace, s.VMI.Name, s.env.Config.Timeouts.VMIRunning, phase, conds)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	s.Timings.Mark(StepRunning)
+	stream, err := vmis.SerialConsole(s.VMI.Name, &kvcorev1.SerialConsoleOptions{ConnectionTimeout: time.Minute})
+	if err != nil {
+		return fmt.Errorf("serial console of %s/%s: %w", s.Namespace, s.VMI.Name, err)
+	}
+	if s.Console, err = console.New(stream.AsConn()); err != nil {
+		return err
+	}
+	if err := vmis.Unpause(ctx, s.VMI.Name, &kvv1.UnpauseOptions{}); err != nil {
+		return fmt.Errorf("unpause VMI %s/%s: %w", s.Namespace, s.VMI.Name, err)
+	}
+	return nil
+}
+
+func conditions(v *kvv1.VirtualMachineInstance) string {
+	var s []string
+	for _, c := range v.Status.Conditions {
+		s = append(s, fmt.Sprintf("%s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message))
+	}
+	if len(s) == 0 {
+		return "no conditions"
+	}
+	return strings.Join(s, "; ")
+}
+
+// macLine matches iPXE naming the NIC it opens, with its MAC.
+func macLine(mac string) *regexp.Regexp {
+	return regexp.MustCompile(`net\d+: ` + regexp.QuoteMeta(strings.ToLower(mac)))
+}
+
+// WaitIPXE waits for iPXE to open the bridge interface on the serial console.
+func (s *Spec) WaitIPXE(ctx context.Context, mac string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.DHCP)
+	defer cancel()
+	m, err := s.Console.Expect(ctx, macLine(mac), console.Named("iPXE opening the bridge interface "+mac))
+	if err != nil {
+		return "", err
+	}
+	s.Timings.Mark(StepIPXE)
+	return m[0], nil
+}
+
+// CaptureScreen takes a VNC screenshot once the display shows something.
+func (s *Spec) CaptureScreen(ctx context.Context) (*image.RGBA, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.DHCP)
+	defer cancel()
+	stream, err := s.env.Virt.VirtualMachineInstance(s.Namespace).VNC(s.VMI.Name, false)
+	if err != nil {
+		return nil, fmt.Errorf("VNC of %s/%s: %w", s.Namespace, s.VMI.Name, err)
+	}
+	conn := stream.AsConn()
+	defer conn.Close()
+	c, err := vnc.Connect(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("VNC of %s/%s: %w", s.Namespace, s.VMI.Name, err)
+	}
+	defer c.Close()
+	for {
+		img, err := c.Capture(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("VNC of %s/%s: %w", s.Namespace, s.VMI.Name, err)
+		}
+		if !vnc.IsBlank(img) {
+			s.Screenshot = img
+			return img, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("VNC of %s/%s: the display stayed blank: %w", s.Namespace, s.VMI.Name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ErrNoDHCPAnswer marks a boot that failed because the PXE server ignored the MAC.
+var ErrNoDHCPAnswer = errors.New("no DHCP answer")
+
+// WaitDHCP waits for iPXE's DHCP result on the console and the PXE server's matching ACK. It
+// fails fast, with ErrNoDHCPAnswer and the server's reason, once the server has ignored a few
+// of the MAC's DHCP messages.
+func (s *Spec) WaitDHCP(ctx context.Context, mac string) (pxe.Event, error) {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return pxe.Event{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.DHCP)
+	defer cancel()
+	waitc, stopWaiting := context.WithCancelCause(ctx)
+	defer stopWaiting(nil)
+	go func() {
+		ev, err := s.PXE.WaitFor(waitc, hw, func(e pxe.Event) bool {
+			return e.Kind == pxe.KindDHCPIgnored && s.ignored(waitc, hw) >= ignoredBeforeGivingUp
+		})
+		if err == nil {
+			stopWaiting(fmt.Errorf("%w for %s: the PXE server ignored %d DHCP message(s) from it (%s)", ErrNoDHCPAnswer, mac, ignoredBeforeGivingUp, ev.Reason))
+		}
+	}()
+	m, err := s.Console.Expect(waitc, regexp.MustCompile(`net\d+: (\d+\.\d+\.\d+\.\d+)/`), console.Named("iPXE's DHCP result"))
+	if err != nil {
+		if cause := context.Cause(waitc); errors.Is(cause, ErrNoDHCPAnswer) {
+			return pxe.Event{}, cause
+		}
+		return pxe.Event{}, fmt.Errorf("%w; %s", err, s.dhcpDiagnosis(context.WithoutCancel(ctx), hw))
+	}
+	ack, err := s.PXE.WaitFor(ctx, hw, func(e pxe.Event) bool { return e.Kind == pxe.KindDHCPAck })
+	if err != nil {
+		return pxe.Event{}, fmt.Errorf("iPXE configured %s but the PXE server logged no DHCP ACK for %s: %w", m[1], mac, err)
+	}
+	if ack.IP != m[1] {
+		return ack, fmt.Errorf("iPXE configured %s but the PXE server acknowledged %s", m[1], ack.IP)
+	}
+	s.Timings.Mark(StepDHCP)
+	return ack, nil
+}
+
+// ignored counts the DHCP messages the server ignored from mac.
+func (s *Spec) ignored(ctx context.Context, mac net.HardwareAddr) int {
+	events, err := s.PXE.Events(ctx, mac.String())
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range events {
+		if e.Kind == pxe.KindDHCPIgnored {
+			n++
+		}
+	}
+	return n
+}
+
+// dhcpDiagnosis says what the PXE server saw of mac's DHCP, for a failed wait.
+func (s *Spec) dhcpDiagnosis(ctx context.Context, mac net.HardwareAddr) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	events, err := s.PXE.Events(ctx, mac.String())
+	if err != nil {
+		return err.Error()
+	}
+	var ignored []pxe.Event
+	for _, e := range events {
+		switch e.Kind {
+		case pxe.KindDHCPIgnored:
+			ignored = append(ignored, e)
+		case pxe.KindDHCPAck, pxe.KindDHCPOffer:
+			return fmt.Sprintf("the PXE server sent %s a DHCP %s", mac, e.Kind)
+		}
+	}
+	if len(ignored) > 0 {
+		return fmt.Sprintf("no DHCP answer for %s: the PXE server ignored %d DHCP message(s) from it (%s)", mac, len(ignored), ignored[len(ignored)-1].Reason)
+	}
+	return fmt.Sprintf("no DHCP answer for %s: the PXE server received no DHCP message from it", mac)
+}
+
+// Payload is what the server served for one boot.
+type Payload struct {
+	Kernel, Initrd pxe.Event
+	// Nonce is the nonce of the iPXE script served to the MAC.
+	Nonce string
+}
+
+// WaitPayload waits for the server to have served the script, kernel and initramfs to mac.
+func (s *Spec) WaitPayload(ctx context.Context, mac string) (Payload, error) {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return Payload{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.PXEBoot)
+	defer cancel()
+	var p Payload
+	for _, f := range []struct {
+		name string
+		ev   *pxe.Event
+	}{{bootimage.KernelFile, &p.Kernel}, {bootimage.InitrdFile, &p.Initrd}} {
+		*f.ev, err = s.PXE.WaitFor(ctx, hw, func(e pxe.Event) bool {
+			return e.Kind == pxe.KindHTTP && e.Path == "/"+f.name && e.Status == 200 && e.Reason == ""
+		})
+		if err != nil {
+			return p, fmt.Errorf("%s not served to %s over HTTP: %w", f.name, mac, err)
+		}
+	}
+	events, err := s.PXE.Events(ctx, mac)
+	if err != nil {
+		return p, err
+	}
+	for _, e := range slices.Backward(events) {
+		if e.Kind == pxe.KindScript && e.Status == 200 {
+			p.Nonce = e.Nonce
+			break
+		}
+	}
+	if p.Nonce == "" {
+		return p, fmt.Errorf("no iPXE script with a nonce was served to %s", mac)
+	}
+	s.Timings.Mark(StepPayload)
+	return p, nil
+}
+
+// WaitReady waits for the guest's ready line and parses it.
+func (s *Spec) WaitReady(ctx context.Context) (bootimage.Ready, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.GuestReady)
+	defer cancel()
+	m, err := s.Console.Expect(ctx, regexp.MustCompile(bootimage.ReadyPattern), console.Named("the guest's ready line"),
+		console.FailOn(regexp.MustCompile(`Kernel panic|PXEC-FAIL`)))
+	if err != nil {
+		return bootimage.Ready{}, err
+	}
+	r, err := bootimage.ParseReady(m[0])
+	if err != nil {
+		return r, err
+	}
+	s.Timings.Mark(StepReady)
+	return r, nil
+}
+
+// SSH logs in to the guest over KubeVirt's port-forward to its port 22, pinning the host key.
+func (s *Spec) SSH(ctx context.Context, hostKeyFingerprint string) (*guestssh.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.SSH)
+	defer cancel()
+	dial := func(ctx context.Context) (net.Conn, error) {
+		stream, err := s.env.Virt.VirtualMachineInstance(s.Namespace).PortForward(s.VMI.Name, 22, "tcp")
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to %s/%s:22: %w", s.Namespace, s.VMI.Name, err)
+		}
+		return stream.AsConn(), nil
+	}
+	c, err := guestssh.Dial(ctx, dial, guestssh.Config{
+		User: "root", Signer: s.env.Keys.Signer(), HostKeyFingerprint: hostKeyFingerprint,
+		HostKeyAlgorithms: []string{bootimage.HostKeyAlgorithm}, Name: s.Namespace + "/" + s.VMI.Name,
+		RetryInterval: 250 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Output(ctx, "true"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	s.Timings.Mark(StepSSH)
+	return c, nil
+}
+
+// Login logs in as root on the serial console and runs hostname.
+func (s *Spec) Login(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.ConsoleLogin)
+	defer cancel()
+	if err := s.Console.Login(ctx, "root", s.env.Password); err != nil {
+		return "", err
+	}
+	out, status, err := s.Console.Run(ctx, "hostname")
+	if err != nil {
+		return "", err
+	}
+	if status != 0 {
+		return "", fmt.Errorf("hostname on the console exited %d: %s", status, out)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// EventsFor returns the PXE server's events for mac.
+func (s *Spec) EventsFor(ctx context.Context, mac string) ([]pxe.Event, error) {
+	return s.PXE.Events(ctx, mac)
+}
+
+// NodeOf returns the node the PXE server runs on.
+func (s *Spec) NodeOf() string {
+	if s.PXE == nil {
+		return ""
+	}
+	return s.PXE.Node
+}

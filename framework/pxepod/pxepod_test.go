@@ -1,0 +1,130 @@
+package pxepod
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
+)
+
+func validConfig(t *testing.T) Config {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, n := range []string{"vmlinuz", "initrd.img"} {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, []byte("content of "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files[n] = p
+	}
+	mac, _ := net.ParseMAC("de:00:00:00:00:de")
+	return Config{
+		Namespace: "pxec-abc", Image: "pxec.local/pxe-server:dev", NetworkAttachment: "pxe-server-net",
+		Address:      netip.MustParsePrefix("192.168.100.1/24"),
+		Reservations: []pxe.Reservation{{MAC: mac, IP: netip.MustParseAddr("192.168.100.10"), KernelArgs: []string{"a=b"}}},
+		Files:        files, Kernel: "vmlinuz", Initrd: "initrd.img", Cmdline: "console=ttyS0",
+	}
+}
+
+func TestValidateNamesFieldAndValue(t *testing.T) {
+	if err := validConfig(t).Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		want   []string
+	}{
+		{"no image", func(c *Config) { c.Image = "" }, []string{"Config.Image", "required"}},
+		{"IPv6 address", func(c *Config) { c.Address = netip.MustParsePrefix("fd00::1/64") }, []string{"Config.Address", "fd00::1/64"}},
+		{"kernel not in files", func(c *Config) { c.Kernel = "bzImage" }, []string{`"bzImage"`, "Kernel"}},
+		{"missing file", func(c *Config) { c.Files["vmlinuz"] = "/nonexistent/vmlinuz" }, []string{`Files["vmlinuz"]`, "/nonexistent/vmlinuz"}},
+		{"path as name", func(c *Config) { c.Files["../x"] = c.Files["vmlinuz"] }, []string{`"../x"`, "plain file name"}},
+		{"no clients", func(c *Config) { c.Reservations = nil }, []string{"Reservations"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig(t)
+			tc.change(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPodCarriesServerSettingsAndAttachment(t *testing.T) {
+	c := validConfig(t)
+	c.RouterAdvertisements = true
+	p, err := c.Pod()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "pxe-server" || p.Namespace != "pxec-abc" {
+		t.Errorf("pod %s/%s", p.Namespace, p.Name)
+	}
+	var nets []map[string]string
+	if err := json.Unmarshal([]byte(p.Annotations["k8s.v1.cni.cncf.io/networks"]), &nets); err != nil || len(nets) != 1 || nets[0]["name"] != "pxe-server-net" || nets[0]["interface"] != Interface {
+		t.Errorf("networks annotation %q (%v)", p.Annotations["k8s.v1.cni.cncf.io/networks"], err)
+	}
+	env := map[string]string{}
+	for _, e := range p.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	want := map[string]string{"PXE_INTERFACE": "net1", "PXE_SERVER_IP": "192.168.100.1", "PXE_SUBNET": "192.168.100.0/24",
+		"PXE_ROOT": "/srv/pxe", "PXE_KERNEL": "vmlinuz", "PXE_INITRD": "initrd.img", "PXE_CMDLINE": "console=ttyS0", "PXE_RA": "true", "PXE_HTTP_ADDR": ":8080"}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("env %s = %q, want %q", k, env[k], v)
+		}
+	}
+	var res []reservationJSON
+	if err := json.Unmarshal([]byte(env["PXE_RESERVATIONS"]), &res); err != nil || len(res) != 1 || res[0].MAC != "de:00:00:00:00:de" || res[0].IP != "192.168.100.10" || res[0].KernelArgs[0] != "a=b" {
+		t.Errorf("PXE_RESERVATIONS %q (%v)", env["PXE_RESERVATIONS"], err)
+	}
+	caps := p.Spec.Containers[0].SecurityContext
+	if caps == nil || caps.Privileged != nil || len(caps.Capabilities.Add) != 2 {
+		t.Errorf("security context %+v: want NET_BIND_SERVICE and NET_RAW only, not privileged", caps)
+	}
+	if !strings.Contains(strings.Join(p.Spec.Containers[0].Command, " "), completeMarker) {
+		t.Errorf("command %q does not wait for the upload", p.Spec.Containers[0].Command)
+	}
+}
+
+func TestPayloadTarHoldsEachFileByName(t *testing.T) {
+	c := validConfig(t)
+	b, err := payloadTar(c.Files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		got[h.Name] = string(body)
+	}
+	if len(got) != 2 || got["vmlinuz"] != "content of vmlinuz" || got["initrd.img"] != "content of initrd.img" {
+		t.Errorf("archive holds %v", got)
+	}
+}

@@ -1,0 +1,303 @@
+//go:build e2e
+
+package pxe
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/console"
+	"github.com/pxe-conformance/pxe-conformance/framework/e2e"
+	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
+	"github.com/pxe-conformance/pxe-conformance/suites/config"
+	"github.com/pxe-conformance/pxe-conformance/suites/labels"
+)
+
+// Names of the spec's NetworkAttachmentDefinitions.
+const (
+	vmNAD     = "pxe-net"        // the VM's: bridge CNI, no IPAM
+	serverNAD = "pxe-server-net" // the PXE server's: same bridge, fixed address
+)
+
+// setUpNetwork runs the procedure's first three steps in the spec's namespace: the bridge is
+// connected (preflight checked it), the PXE server runs on it with allowed on its allow-list,
+// and the VM's NetworkAttachmentDefinition exists.
+func setUpNetwork(ctx context.Context, s *e2e.Spec, allowed []string) {
+	GinkgoHelper()
+	bridge, vlan := env.Config.Bridge, env.Config.VLAN
+	By(fmt.Sprintf("Connect the Linux bridge: %s exists on every node (preflight)", bridge))
+	deployServer(ctx, s, bridge, vlan, allowed)
+	By(fmt.Sprintf("Create the NetworkAttachmentDefinition %s: bridge %s, VLAN %d, no IPAM", vmNAD, bridge, vlan))
+	Expect(s.CreateNAD(ctx, vmNAD, bridge, vlan)).To(Succeed())
+}
+
+// deployServer puts the PXE server on bridge (and VLAN, 0 for none) with allowed on its
+// allow-list.
+func deployServer(ctx context.Context, s *e2e.Spec, bridge string, vlan int, allowed []string) {
+	GinkgoHelper()
+	By(fmt.Sprintf("Put the PXE server on the same network: a pod on %s (VLAN %d), allow-list %v", bridge, vlan, allowed))
+	Expect(s.CreateServerNAD(ctx, serverNAD, bridge, vlan)).To(Succeed())
+	srv, err := s.DeployPXEServer(ctx, serverNAD, allowed)
+	Expect(err).NotTo(HaveOccurred())
+	By(fmt.Sprintf("PXE server %s/%s runs on node %s at %s", srv.Namespace, srv.Name, srv.Node, srv.Address))
+}
+
+// bootVMI creates the VMI and waits until it runs with its console attached.
+func bootVMI(ctx context.Context, s *e2e.Spec, c e2e.VMIConfig) {
+	GinkgoHelper()
+	order := "bootOrder 1"
+	if c.NoBootOrder {
+		order = "no bootOrder"
+	}
+	By(fmt.Sprintf("Create the VirtualMachineInstance: eth0 masquerade on the pod network, eth1 bridge on %s with MAC %s and %s, %s firmware", c.NAD, c.MAC, order, c.Firmware))
+	Expect(s.CreateVMI(ctx, c)).To(Succeed())
+	By("Wait for the VMI to run, attach its serial console, unpause it")
+	Expect(s.WaitRunning(ctx)).To(Succeed())
+}
+
+func firmwareLabel(f config.Firmware) string {
+	if f == config.EFI {
+		return labels.EFI
+	}
+	return labels.BIOS
+}
+
+// skipUnlessFirmware skips a spec for firmware the run did not select.
+func skipUnlessFirmware(f config.Firmware) {
+	if !slices.Contains(env.Config.Firmware, f) {
+		Skip(fmt.Sprintf("firmware %s is not selected (firmware: %v)", f, env.Config.Firmware))
+	}
+}
+
+var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", Label(labels.PXE), func() {
+	for _, fw := range []config.Firmware{config.BIOS, config.EFI} {
+		It(fmt.Sprintf("follows the documented procedure with %s firmware", fw), Label(firmwareLabel(fw), labels.Certification), func(ctx SpecContext) {
+			skipUnlessFirmware(fw)
+			s := newSpec(ctx)
+			mac := env.Config.MAC
+			setUpNetwork(ctx, s, env.Config.AllowList())
+			bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: fw, Node: s.NodeOf()})
+
+			By("Watch the boot: iPXE opens the bridge interface on the serial console")
+			line, err := s.WaitIPXE(ctx, mac)
+			Expect(err).NotTo(HaveOccurred())
+			GinkgoWriter.Printf("console: %q\n", line)
+
+			By("View the VM using VNC: capture the boot screen as a PNG")
+			img, err := s.CaptureScreen(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			png, err := s.SaveScreenshot(artifactDir(CurrentSpecReport()))
+			Expect(err).NotTo(HaveOccurred())
+			AddReportEntry("boot screen", fmt.Sprintf("%s (%dx%d)", png, img.Bounds().Dx(), img.Bounds().Dy()))
+
+			By("The PXE server answers the VM's DHCP with its reserved address")
+			ack, err := s.WaitDHCP(ctx, mac)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ack.UserClass).To(Equal("iPXE"), "the DHCP client should be the NIC's iPXE ROM")
+
+			By("The PXE server serves the iPXE script, kernel and initramfs over HTTP")
+			payload, err := s.WaitPayload(ctx, mac)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(payload.Kernel.Bytes).To(BeNumerically("==", fileSize(env.Payload.Kernel)), "kernel bytes served")
+			Expect(payload.Initrd.Bytes).To(BeNumerically("==", fileSize(env.Payload.Initrd)), "initramfs bytes served")
+
+			By("The guest is ready: its ready line carries the MAC and the served script's nonce")
+			ready, err := s.WaitReady(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ready.MAC.String()).To(Equal(mac))
+			Expect(ready.Nonce).To(Equal(payload.Nonce), "the guest booted from another script than the one served to %s", mac)
+
+			By("Log in over SSH (KubeVirt port-forward) with the host key pinned from the console")
+			client, err := s.SSH(ctx, ready.HostKeyFingerprint)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(client.Close)
+
+			By("Log in on the serial console")
+			host, err := s.Login(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(host).NotTo(BeEmpty())
+
+			By("Verify eth1 carries the specified MAC and has no IP address")
+			ifs, err := client.Interfaces(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			eth1, ok := guestssh.InterfaceByName(ifs, "eth1")
+			Expect(ok).To(BeTrue(), "the guest has no eth1: %v", ifs)
+			Expect(eth1.MAC.String()).To(Equal(mac))
+			Expect(eth1.IPv4).To(BeEmpty(), "eth1 IPv4 addresses")
+			Expect(eth1.IPv6).To(BeEmpty(), "eth1 IPv6 addresses")
+
+			By("Verify eth0 (pod network) has an IPv4 address")
+			eth0, ok := guestssh.InterfaceByName(ifs, "eth0")
+			Expect(ok).To(BeTrue(), "the guest has no eth0: %v", ifs)
+			Expect(eth0.IPv4).NotTo(BeEmpty(), "eth0 IPv4 addresses")
+
+			By("The PXE server's events for the MAC tell the same story")
+			events, err := s.EventsFor(ctx, mac)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(kinds(events)).To(ContainElements(pxe.KindDHCPAck, pxe.KindScript, pxe.KindHTTP))
+			Expect(kinds(events)).NotTo(ContainElement(pxe.KindDHCPIgnored))
+			s.Timings.Mark(e2e.StepDone)
+			AddReportEntry("timings", s.Timings.String())
+		})
+	}
+})
+
+var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), func() {
+	It("never answers a VMI whose MAC is not on the PXE server's allow-list, and says so at once", Label(labels.BIOS, labels.Certification), func(ctx SpecContext) {
+		s := newSpec(ctx)
+		allowed := env.Config.AllowList()
+		unknown := unlistedMAC(allowed)
+		setUpNetwork(ctx, s, allowed)
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: unknown, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
+
+		By("iPXE opens the bridge interface and asks for DHCP")
+		_, err := s.WaitIPXE(ctx, unknown)
+		Expect(err).NotTo(HaveOccurred())
+		start := time.Now()
+		By("The wait for DHCP fails fast, naming the missing answer")
+		_, err = s.WaitDHCP(ctx, unknown)
+		Expect(err).To(MatchError(e2e.ErrNoDHCPAnswer))
+		Expect(err.Error()).To(ContainSubstring("no DHCP answer for " + unknown))
+		Expect(err.Error()).To(ContainSubstring(pxe.ReasonNotAllowListed))
+		AddReportEntry("failed fast", fmt.Sprintf("%.1fs after iPXE opened the NIC: %v", time.Since(start).Seconds(), err))
+
+		By("The PXE server offered nothing to the MAC")
+		events, err := s.EventsFor(ctx, unknown)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(kinds(events)).NotTo(ContainElements(pxe.KindDHCPOffer))
+		Expect(kinds(events)).NotTo(ContainElements(pxe.KindDHCPAck))
+	})
+
+	It("never tries a bridge interface without bootOrder", Label(labels.BIOS, labels.Certification), func(ctx SpecContext) {
+		s := newSpec(ctx)
+		mac := env.Config.MAC
+		setUpNetwork(ctx, s, env.Config.AllowList())
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, NoBootOrder: true, Node: s.NodeOf()})
+
+		By("SeaBIOS finds nothing to boot")
+		c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.GuestReady)
+		defer cancel()
+		_, err := s.Console.Expect(c, console.Phrase("No bootable device"), console.Named("SeaBIOS giving up"),
+			console.FailOn(regexp.MustCompile(`net\d+: `+regexp.QuoteMeta(mac))))
+		Expect(err).NotTo(HaveOccurred(), "the NIC without bootOrder must not be tried")
+
+		By("The PXE server never heard from the MAC")
+		events, err := s.EventsFor(ctx, mac)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(dhcpEvents(events)).To(BeEmpty())
+	})
+
+	It("gets no DHCP answer when the PXE server is down", Label(labels.BIOS, labels.Certification), func(ctx SpecContext) {
+		s := newSpec(ctx)
+		mac := env.Config.MAC
+		setUpNetwork(ctx, s, env.Config.AllowList())
+		By("Take the PXE server down")
+		Expect(s.PXE.Delete(ctx)).To(Succeed())
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
+		_, err := s.WaitIPXE(ctx, mac)
+		Expect(err).NotTo(HaveOccurred())
+		expectDHCPTimeout(ctx, s)
+	})
+})
+
+var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), func() {
+	It("keeps a VMI on another bridge away from the PXE server", Label(labels.BIOS), func(ctx SpecContext) {
+		if env.IsolationReason != "" {
+			Skip(env.IsolationReason)
+		}
+		s := newSpec(ctx)
+		mac := env.Config.MAC
+		setUpNetwork(ctx, s, env.Config.AllowList())
+		By(fmt.Sprintf("Attach the VMI to bridge %s instead of %s", env.Config.IsolationBridge, env.Config.Bridge))
+		Expect(s.CreateNAD(ctx, "other-net", env.Config.IsolationBridge, env.Config.VLAN)).To(Succeed())
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: "other-net", Firmware: config.BIOS, Node: s.NodeOf()})
+		_, err := s.WaitIPXE(ctx, mac)
+		Expect(err).NotTo(HaveOccurred())
+		expectDHCPTimeout(ctx, s)
+		By("The PXE server never heard from the MAC")
+		events, err := s.EventsFor(ctx, mac)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(dhcpEvents(events)).To(BeEmpty())
+	})
+
+	It("keeps two networks on different VLANs of one bridge apart", Label(labels.BIOS, labels.VLAN), func(ctx SpecContext) {
+		if env.VLANReason != "" {
+			Skip(env.VLANReason)
+		}
+		s := newSpec(ctx)
+		mac := env.Config.MAC
+		bridge := env.Config.Bridge
+		serverVLAN, vmVLAN := 100, 200
+		if env.Config.VLAN != 0 {
+			serverVLAN = env.Config.VLAN
+			vmVLAN = serverVLAN%4094 + 1
+		}
+		By(fmt.Sprintf("PXE server on VLAN %d of %s, VMI on VLAN %d", serverVLAN, bridge, vmVLAN))
+		deployServer(ctx, s, bridge, serverVLAN, env.Config.AllowList())
+		Expect(s.CreateNAD(ctx, vmNAD, bridge, vmVLAN)).To(Succeed())
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
+		_, err := s.WaitIPXE(ctx, mac)
+		Expect(err).NotTo(HaveOccurred())
+		expectDHCPTimeout(ctx, s)
+		By("The PXE server never heard from the MAC")
+		events, err := s.EventsFor(ctx, mac)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(dhcpEvents(events)).To(BeEmpty())
+	})
+})
+
+// expectDHCPTimeout waits for iPXE to give up on DHCP on the console, with no address seen.
+func expectDHCPTimeout(ctx context.Context, s *e2e.Spec) {
+	GinkgoHelper()
+	By("iPXE's DHCP times out: no address is ever configured")
+	c, cancel := context.WithTimeout(ctx, 2*env.Config.Timeouts.DHCP)
+	defer cancel()
+	_, err := s.Console.Expect(c, regexp.MustCompile(`No configuration methods succeeded|Connection timed out|No bootable device`),
+		console.Named("iPXE giving up on DHCP"), console.FailOn(regexp.MustCompile(`net\d+: \d+\.\d+\.\d+\.\d+/`)))
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// unlistedMAC returns a locally administered unicast MAC that is not in allowed.
+func unlistedMAC(allowed []string) string {
+	for i := 0xad; ; i++ {
+		m := fmt.Sprintf("de:00:00:00:00:%02x", i&0xff)
+		if !slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, m) }) {
+			return m
+		}
+	}
+}
+
+func kinds(events []pxe.Event) []pxe.EventKind {
+	var k []pxe.EventKind
+	for _, e := range events {
+		k = append(k, e.Kind)
+	}
+	return k
+}
+
+func dhcpEvents(events []pxe.Event) []pxe.Event {
+	var out []pxe.Event
+	for _, e := range events {
+		if e.Protocol == pxe.ProtoDHCP {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
