@@ -3,7 +3,9 @@
 # make test      unit tests and the local QEMU lab's integration tests (installs what it needs)
 # make lab       the documented PXE procedure end to end in a local QEMU lab, with a verdict
 # make bench     boot time: direct kernel boot vs dnsmasq vs our PXE server
-# make e2e       the main job (see README.md)
+# make e2e       the main job: offline kind cluster, the conformance suite, teardown
+# make certify KUBECONFIG=...   the suite against an existing cluster (vendor certification)
+# make list      the suite's specs and labels, without running them
 # make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
 
 SHELL := /bin/bash
@@ -18,7 +20,7 @@ LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg 
 BENCH_PACKAGES := dnsmasq-base
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: all deps test test-cluster unit lab bench fuzz lint e2e cluster cluster-deps cluster-down images clean-lab
+.PHONY: all deps test test-cluster unit lab bench fuzz lint e2e certify list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -48,6 +50,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e,cluster ./...
 
 lab: deps
 	$(GO) run ./ci/lab
@@ -81,6 +84,20 @@ images: cluster-deps
 clean-lab:
 	$(GO) run ./ci/lab --sweep
 
-# The main job. Until the offline cluster and the KubeVirt suite land, it is the documented
-# procedure in the local QEMU lab (see README.md, "What make e2e runs today").
-e2e: lab
+GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
+
+# The main job: the conformance suite on a kind cluster built here without a registry
+# (ci/e2e.sh: make cluster, the suite, make cluster-down). GINKGO_ARGS and SUITE_ARGS pass on.
+e2e: deps cluster-deps
+	bash ci/e2e.sh
+
+# Vendor certification: the suite against the cluster of $(KUBECONFIG), which must already run
+# KubeVirt and Multus with the bridge CNI and have the bridge on every node. The suite creates
+# only its own namespaces and removes them.
+certify: deps
+	@if [ -z "$(KUBECONFIG)" ]; then echo "certify: set KUBECONFIG to the cluster to certify"; exit 2; fi
+	PXEC_KUBECONFIG="$(KUBECONFIG)" $(GINKGO) --tags e2e -v --timeout 90m $(GINKGO_ARGS) ./suites/pxe -- $(SUITE_ARGS)
+
+# Every spec with its labels, without a cluster.
+list:
+	$(GINKGO) --tags e2e --dry-run -v --no-color ./suites/pxe | grep -E '^[A-Z].*\[[a-z, -]+\]$$' || true

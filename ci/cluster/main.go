@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,8 +35,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down") {
-		fmt.Fprintln(os.Stderr, "usage: go run ./ci/cluster up|down [--name pxec] [--kubeconfig FILE] [--bridge br1]")
+	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "images-present") {
+		fmt.Fprintln(os.Stderr, "usage: go run ./ci/cluster up|down|images-present [--name pxec] [--kubeconfig FILE] [--bridge br1] [--isolation-bridge br2]")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
@@ -58,6 +60,8 @@ func main() {
 		err = up(ctx, upConfig{cache: *cache, name: *name, kubeconfig: *kubeconfig, bridge: *bridge, isolation: *isolation, keep: *keep})
 	case "down":
 		err = down(ctx, *name, *kubeconfig)
+	case "images-present":
+		err = imagesPresent(ctx, build.Options{Cache: *cache})
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -71,7 +75,7 @@ func main() {
 
 type upConfig struct {
 	cache, name, kubeconfig, bridge, isolation string
-	keep                            bool
+	keep                                       bool
 }
 
 func up(ctx context.Context, cfg upConfig) (err error) {
@@ -173,6 +177,26 @@ func down(ctx context.Context, name, kubeconfig string) error {
 	if err := os.Remove(kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	return nil
+}
+
+// imagesPresent reports whether the local engine holds every image "up" deploys, so that a CI
+// job can tell a machine where "up" only rebuilds what changed from one where it would build
+// everything from nothing.
+func imagesPresent(ctx context.Context, o build.Options) error {
+	kv := kubevirt.ImageNames(o)
+	want := append([]string{node.ImageName(o), kv.Operator, kv.API, kv.Controller, kv.Launcher, kv.ExportProxy, kv.HandlerNoDummy},
+		network.ImageNames(o)...)
+	var missing []string
+	for _, img := range want {
+		if err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", img).Run(); err != nil {
+			missing = append(missing, img)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%d of %d images not built on this machine yet: %s", len(missing), len(want), strings.Join(missing, " "))
+	}
+	fmt.Printf("cluster: all %d images are present\n", len(want))
 	return nil
 }
 

@@ -36,7 +36,8 @@ func (s *Spec) SaveScreenshot(dir string) (string, error) {
 // namespace's events, the PXE server's events and log, and the bridges' state on the nodes.
 // It goes on past a failing item and returns every error joined.
 func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	// An interrupted run still collects: the caller's context may be the one cancelled.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

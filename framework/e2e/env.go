@@ -228,8 +228,10 @@ func (e *Env) Close(ctx context.Context) error {
 }
 
 // deleteNamespace deletes ns and waits until it is gone.
+// It runs to its own timeout even when ctx is cancelled (an interrupted run must not leak the
+// namespace); ctx carries only values.
 func deleteNamespace(ctx context.Context, kube kubernetes.Interface, ns string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	err := kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {

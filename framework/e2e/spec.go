@@ -228,6 +228,7 @@ func (s *Spec) WaitRunning(ctx context.Context) error {
 	defer cancel()
 	vmis := s.env.Virt.VirtualMachineInstance(s.Namespace)
 	var last *kvv1.VirtualMachineInstance
+	var stuck syncFailure
 	for {
 		got, err := vmis.Get(ctx, s.VMI.Name, metav1.GetOptions{})
 		if err == nil {
@@ -237,6 +238,9 @@ func (s *Spec) WaitRunning(ctx context.Context) error {
 			}
 			if got.Status.Phase == kvv1.Failed || got.Status.Phase == kvv1.Succeeded {
 				return fmt.Errorf("VMI %s/%s reached phase %s before Running: %s", s.Namespace, s.VMI.Name, got.Status.Phase, conditions(got))
+			}
+			if msg, d := stuck.observe(got, time.Now()); d >= syncFailureGrace {
+				return fmt.Errorf("VMI %s/%s cannot start: virt-launcher has failed to create the domain for %s: %s", s.Namespace, s.VMI.Name, d.Round(time.Second), msg)
 			}
 		}
 		select {
@@ -261,6 +265,31 @@ func (s *Spec) WaitRunning(ctx context.Context) error {
 		return fmt.Errorf("unpause VMI %s/%s: %w", s.Namespace, s.VMI.Name, err)
 	}
 	return nil
+}
+
+// syncFailureGrace is how long a VMI may report the same failure to create its domain before
+// the wait for Running gives up: such a failure (missing firmware, a refused device) repeats
+// until the VMI is deleted, while a transient one clears within seconds.
+const syncFailureGrace = 45 * time.Second
+
+// syncFailure tracks how long a VMI's Synchronized condition has been False with one message.
+type syncFailure struct {
+	msg   string
+	since time.Time
+}
+
+// observe returns the current failure message and how long it has persisted, or "" and 0.
+func (f *syncFailure) observe(v *kvv1.VirtualMachineInstance, now time.Time) (string, time.Duration) {
+	for _, c := range v.Status.Conditions {
+		if c.Type == kvv1.VirtualMachineInstanceSynchronized && c.Status == corev1.ConditionFalse && c.Message != "" {
+			if c.Message != f.msg {
+				f.msg, f.since = c.Message, now
+			}
+			return f.msg, now.Sub(f.since)
+		}
+	}
+	f.msg = ""
+	return "", 0
 }
 
 func conditions(v *kvv1.VirtualMachineInstance) string {

@@ -56,21 +56,27 @@ func (t *Timings) Mark(step Step) {
 	t.marks = append(t.marks, Mark{Step: step, Seconds: time.Since(t.start).Seconds()})
 }
 
+// Marks are milestones in the order reached; they print as "running=4.9s dhcp=8.2s ...".
+type Marks []Mark
+
 // Marks returns the milestones reached, in order.
-func (t *Timings) Marks() []Mark {
+func (t *Timings) Marks() Marks {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Mark(nil), t.marks...)
+	return append(Marks(nil), t.marks...)
 }
 
 // String renders the marks as "running=4.9s dhcp=8.2s ...".
-func (t *Timings) String() string {
+func (m Marks) String() string {
 	var parts []string
-	for _, m := range t.Marks() {
-		parts = append(parts, fmt.Sprintf("%s=%.1fs", m.Step, m.Seconds))
+	for _, mk := range m {
+		parts = append(parts, fmt.Sprintf("%s=%.1fs", mk.Step, mk.Seconds))
 	}
 	if len(parts) == 0 {
 		return "no milestone reached"
 	}
 	return strings.Join(parts, " ")
 }
+
+// String renders the milestones reached so far.
+func (t *Timings) String() string { return t.Marks().String() }

@@ -146,7 +146,6 @@ var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", L
 			Expect(kinds(events)).To(ContainElements(pxe.KindDHCPAck, pxe.KindScript, pxe.KindHTTP))
 			Expect(kinds(events)).NotTo(ContainElement(pxe.KindDHCPIgnored))
 			s.Timings.Mark(e2e.StepDone)
-			AddReportEntry("timings", s.Timings.String())
 		})
 	}
 })

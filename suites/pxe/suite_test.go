@@ -93,7 +93,7 @@ func newSpec(ctx context.Context) *e2e.Spec {
 	By("namespace " + s.Namespace)
 	DeferCleanup(func(ctx SpecContext) {
 		r := CurrentSpecReport()
-		AddReportEntry(timingsEntry, s.Timings.Marks(), ReportEntryVisibilityFailureOrVerbose)
+		AddReportEntry(timingsEntry, s.Timings.Marks())
 		if r.Failed() {
 			dir := artifactDir(r)
 			if err := s.CollectArtifacts(ctx, dir); err != nil {

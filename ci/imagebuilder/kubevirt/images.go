@@ -80,7 +80,10 @@ func imageSpecs(src source, bins, handler binaries, r roots, names Images) []ima
 			Lines: []string{
 				// virt-launcher (as qemu) replaces the hook script with libvirt-hook-client, so
 				// the hooks directory is qemu's, as in upstream's image.
-				fmt.Sprintf("RUN chown -R %d:%d /etc/libvirt/hooks && setcap cap_net_bind_service+ep /usr/bin/virt-launcher-monitor", qemuUID, qemuUID),
+				// virt-launcher looks for OVMF in /usr/share/edk2/ovmf (its --ovmf-path default,
+				// the CentOS place); Debian keeps it in /usr/share/OVMF.
+				fmt.Sprintf("RUN chown -R %d:%d /etc/libvirt/hooks && setcap cap_net_bind_service+ep /usr/bin/virt-launcher-monitor"+
+					" && mkdir -p /usr/share/edk2 && ln -sfn /usr/share/OVMF /usr/share/edk2/ovmf", qemuUID, qemuUID),
 				fmt.Sprintf("USER %d", qemuUID),
 				`ENTRYPOINT ["/usr/bin/virt-launcher"]`,
 			},

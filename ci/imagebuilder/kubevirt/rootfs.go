@@ -293,8 +293,9 @@ func fixVirtRoot(ctx context.Context, o build.Options, root string, shim []byte)
 			return err
 		}
 	}
-	// KubeVirt looks for OVMF_CODE(.secboot).fd and OVMF_VARS(.secboot).fd in /usr/share/OVMF;
-	// Debian ships the 4 MiB builds under _4M names.
+	// KubeVirt looks for OVMF_CODE(.secboot).fd and OVMF_VARS(.secboot).fd (in
+	// /usr/share/edk2/ovmf, which the launcher image links here); Debian ships the 4 MiB builds
+	// under _4M names.
 	ovmf := filepath.Join(root, "usr/share/OVMF")
 	for name, target := range map[string]string{
 		"OVMF_CODE.fd":         "OVMF_CODE_4M.fd",

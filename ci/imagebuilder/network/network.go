@@ -38,6 +38,11 @@ func cniPluginPackages() [][2]string {
 }
 
 // Image names, as the framework's manifests expect them under the default prefix.
+// ImageNames returns the names Build gives its images under o's prefix.
+func ImageNames(o build.Options) []string {
+	return []string{multusImage(o), cniPluginsImage(o), pxeServerImage(o)}
+}
+
 func multusImage(o build.Options) string     { return o.Image("multus", MultusVersion) }
 func cniPluginsImage(o build.Options) string { return o.Image("cni-plugins", CNIPluginsVersion) }
 func pxeServerImage(o build.Options) string  { return o.Image("pxe-server", PXEServerTag) }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make e2e: the conformance suite on a kind cluster built here without a registry.
+#
+# Brings the offline lab cluster up (ci/cluster: images from Go modules and Debian packages,
+# kind, Multus, KubeVirt, bridges br1 and br2), runs suites/pxe against it, and removes the
+# cluster again, also on failure or Ctrl-C. A cluster "pxec" that exists already (from
+# `make cluster`) is used as it is and left running.
+#
+#   GINKGO_ARGS   extra ginkgo flags, e.g. --label-filter=negative or --focus=efi
+#   SUITE_ARGS    suite settings, e.g. --pxec.mac=de:00:00:00:00:01 (see README.md)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+GO=${GO:-go}
+cache=${PXEC_CACHE:-$HOME/.cache/pxe-conformance}
+kubeconfig="$cache/kind-pxec.kubeconfig"
+say() { printf 'e2e: %s\n' "$*" >&2; }
+
+ours=false
+if docker ps -a --format '{{.Names}}' | grep -qx pxec-control-plane && [ -s "$kubeconfig" ]; then
+  say "using the running kind cluster pxec ($kubeconfig); it stays up afterwards"
+else
+  ours=true
+  down() {
+    status=$?
+    say "removing the cluster this run created"
+    "$GO" run ./ci/cluster down || status=1
+    exit $status
+  }
+  trap down EXIT
+  trap 'exit 130' INT TERM
+  "$GO" run ./ci/cluster up
+fi
+
+mkdir -p "${ARTIFACTS:-$here/_artifacts}"
+# shellcheck disable=SC2086 # GINKGO_ARGS and SUITE_ARGS are word lists on purpose
+PXEC_KUBECONFIG="$kubeconfig" "$GO" run github.com/onsi/ginkgo/v2/ginkgo --tags e2e -v --timeout 90m \
+  ${GINKGO_ARGS:-} ./suites/pxe -- ${SUITE_ARGS:-}

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	kvv1 "kubevirt.io/api/core/v1"
+)
+
+func TestTimingsKeepFirstMarkInOrder(t *testing.T) {
+	var tm Timings
+	tm.Mark(StepRunning) // before Start: ignored
+	if got := tm.String(); got != "no milestone reached" {
+		t.Fatalf("before Start: %q", got)
+	}
+	tm.Start()
+	tm.Mark(StepRunning)
+	tm.Mark(StepDHCP)
+	tm.Mark(StepRunning)
+	m := tm.Marks()
+	if len(m) != 2 || m[0].Step != StepRunning || m[1].Step != StepDHCP || m[1].Seconds < m[0].Seconds {
+		t.Fatalf("marks = %v", m)
+	}
+	if s := tm.String(); !strings.HasPrefix(s, "running=") || !strings.Contains(s, " dhcp=") {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestLabelValueFitsALabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"PXE booting [bios] follows the procedure": "pxe-booting-bios-follows-the-procedure",
+		"  --x--  ": "x",
+		strings.Repeat("ab ", 40): strings.Trim(strings.Repeat("ab-", 21)[:63], "-"),
+	} {
+		if got := labelValue(in); got != want {
+			t.Errorf("labelValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSyncFailureCountsOnlyAPersistingMessage(t *testing.T) {
+	vmiWith := func(msg string) *kvv1.VirtualMachineInstance {
+		v := &kvv1.VirtualMachineInstance{}
+		if msg != "" {
+			v.Status.Conditions = []kvv1.VirtualMachineInstanceCondition{{Type: kvv1.VirtualMachineInstanceSynchronized, Status: corev1.ConditionFalse, Message: msg}}
+		}
+		return v
+	}
+	var f syncFailure
+	t0 := time.Now()
+	if _, d := f.observe(vmiWith("EFI OVMF roms missing"), t0); d != 0 {
+		t.Fatalf("first sight: %s", d)
+	}
+	if msg, d := f.observe(vmiWith("EFI OVMF roms missing"), t0.Add(50*time.Second)); d != 50*time.Second || msg != "EFI OVMF roms missing" {
+		t.Fatalf("persisting: %q %s", msg, d)
+	}
+	if _, d := f.observe(vmiWith("another"), t0.Add(60*time.Second)); d != 0 {
+		t.Fatalf("new message restarts the clock: %s", d)
+	}
+	if _, d := f.observe(vmiWith(""), t0.Add(70*time.Second)); d != 0 {
+		t.Fatalf("cleared: %s", d)
+	}
+}
