@@ -382,15 +382,37 @@ func (s *Spec) WaitDHCP(ctx context.Context, mac string) (pxe.Event, error) {
 		}
 		return pxe.Event{}, fmt.Errorf("%w; %s", err, s.dhcpDiagnosis(context.WithoutCancel(ctx), hw))
 	}
-	ack, err := s.PXE.WaitFor(ctx, hw, func(e pxe.Event) bool { return e.Kind == pxe.KindDHCPAck })
+	// Firmware whose PXE stack is not iPXE (OVMF's) gets an ACK of its own first, naming the
+	// iPXE loader to fetch over TFTP; the address iPXE printed comes from the ACK to iPXE.
+	ack, err := s.PXE.WaitFor(ctx, hw, func(e pxe.Event) bool { return e.Kind == pxe.KindDHCPAck && e.UserClass == "iPXE" })
 	if err != nil {
-		return pxe.Event{}, fmt.Errorf("iPXE configured %s but the PXE server logged no DHCP ACK for %s: %w", m[1], mac, err)
+		return pxe.Event{}, fmt.Errorf("iPXE configured %s but the PXE server logged no DHCP ACK to iPXE for %s: %w", m[1], mac, err)
 	}
 	if ack.IP != m[1] {
 		return ack, fmt.Errorf("iPXE configured %s but the PXE server acknowledged %s", m[1], ack.IP)
 	}
 	s.Timings.Mark(StepDHCP)
 	return ack, nil
+}
+
+// BootChain describes how the MAC reached iPXE, from the server's ACKs: "iPXE ROM" when the
+// NIC's ROM was iPXE itself, or "efi PXE -> ipxe.efi over TFTP -> iPXE" when the firmware's own
+// PXE stack chainloaded it.
+func BootChain(events []pxe.Event) string {
+	var steps []string
+	for _, e := range events {
+		if e.Kind != pxe.KindDHCPAck {
+			continue
+		}
+		if e.UserClass == "iPXE" {
+			if len(steps) == 0 {
+				return "iPXE ROM"
+			}
+			return strings.Join(append(steps, "iPXE"), " -> ")
+		}
+		steps = append(steps, fmt.Sprintf("%s PXE -> %s over TFTP", e.Firmware, e.Path))
+	}
+	return strings.Join(append(steps, "no ACK to iPXE"), " -> ")
 }
 
 // ignored counts the DHCP messages the server ignored from mac.

@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	kvv1 "kubevirt.io/api/core/v1"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 )
 
 func TestTimingsKeepFirstMarkInOrder(t *testing.T) {
@@ -61,5 +63,19 @@ func TestSyncFailureCountsOnlyAPersistingMessage(t *testing.T) {
 	}
 	if _, d := f.observe(vmiWith(""), t0.Add(70*time.Second)); d != 0 {
 		t.Fatalf("cleared: %s", d)
+	}
+}
+
+func TestBootChainNamesFirmwareLoaderAndIPXE(t *testing.T) {
+	rom := []pxe.Event{{Kind: pxe.KindDHCPDiscover}, {Kind: pxe.KindDHCPAck, UserClass: "iPXE", Path: "http://x/ipxe/m"}}
+	if got := BootChain(rom); got != "iPXE ROM" {
+		t.Errorf("ROM boot: %q", got)
+	}
+	efi := []pxe.Event{{Kind: pxe.KindDHCPAck, Firmware: "efi", Path: "ipxe.efi"}, {Kind: pxe.KindTFTP}, {Kind: pxe.KindDHCPAck, UserClass: "iPXE"}}
+	if got := BootChain(efi); got != "efi PXE -> ipxe.efi over TFTP -> iPXE" {
+		t.Errorf("EFI chainload: %q", got)
+	}
+	if got := BootChain(efi[:1]); got != "efi PXE -> ipxe.efi over TFTP -> no ACK to iPXE" {
+		t.Errorf("stopped before iPXE: %q", got)
 	}
 }
