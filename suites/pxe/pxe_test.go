@@ -219,14 +219,7 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 		setUpNetwork(ctx, s, env.Config.AllowList())
 		By(fmt.Sprintf("Attach the VMI to bridge %s instead of %s", env.Config.IsolationBridge, env.Config.Bridge))
 		Expect(s.CreateNAD(ctx, "other-net", env.Config.IsolationBridge, env.Config.VLAN)).To(Succeed())
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: "other-net", Firmware: config.BIOS, Node: s.NodeOf()})
-		_, err := s.WaitIPXE(ctx, mac)
-		Expect(err).NotTo(HaveOccurred())
-		expectDHCPTimeout(ctx, s)
-		By("The PXE server never heard from the MAC")
-		events, err := s.EventsFor(ctx, mac)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(dhcpEvents(events)).To(BeEmpty())
+		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: "other-net", Firmware: config.BIOS, Node: s.NodeOf()})
 	})
 
 	It("keeps two networks on different VLANs of one bridge apart", Label(labels.BIOS, labels.VLAN), func(ctx SpecContext) {
@@ -244,16 +237,23 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 		By(fmt.Sprintf("PXE server on VLAN %d of %s, VMI on VLAN %d", serverVLAN, bridge, vmVLAN))
 		deployServer(ctx, s, bridge, serverVLAN, env.Config.AllowList())
 		Expect(s.CreateNAD(ctx, vmNAD, bridge, vmVLAN)).To(Succeed())
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
-		_, err := s.WaitIPXE(ctx, mac)
-		Expect(err).NotTo(HaveOccurred())
-		expectDHCPTimeout(ctx, s)
-		By("The PXE server never heard from the MAC")
-		events, err := s.EventsFor(ctx, mac)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(dhcpEvents(events)).To(BeEmpty())
+		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
 	})
 })
+
+// expectUnheard boots a VMI whose bridge interface cannot reach the running PXE server: iPXE
+// asks for DHCP in vain, and the server's log holds no DHCP message from the MAC.
+func expectUnheard(ctx context.Context, s *e2e.Spec, c e2e.VMIConfig) {
+	GinkgoHelper()
+	bootVMI(ctx, s, c)
+	_, err := s.WaitIPXE(ctx, c.MAC)
+	Expect(err).NotTo(HaveOccurred())
+	expectDHCPTimeout(ctx, s)
+	By("The PXE server never heard from the MAC")
+	events, err := s.EventsFor(ctx, c.MAC)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(dhcpEvents(events)).To(BeEmpty())
+}
 
 // expectDHCPTimeout waits for iPXE to give up on DHCP on the console, with no address seen.
 func expectDHCPTimeout(ctx context.Context, s *e2e.Spec) {
