@@ -130,6 +130,13 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 		fmt.Fprintln(out, "cluster: deleting the cluster after the failure")
 		if derr := c.Delete(c2); derr != nil {
 			err = errors.Join(err, derr)
+			return
+		}
+		// The kubeconfig names a cluster that is gone (kind empties it but leaves the file).
+		for _, f := range []string{cfg.kubeconfig, networkMarker(cfg.kubeconfig)} {
+			if rerr := os.Remove(f); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
 		}
 	}()
 	// Remember a Docker network this run made, so "down" removes it too.
