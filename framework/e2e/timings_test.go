@@ -33,7 +33,7 @@ func TestTimingsKeepFirstMarkInOrder(t *testing.T) {
 func TestLabelValueFitsALabel(t *testing.T) {
 	for in, want := range map[string]string{
 		"PXE booting [bios] follows the procedure": "pxe-booting-bios-follows-the-procedure",
-		"  --x--  ": "x",
+		"  --x--  ":               "x",
 		strings.Repeat("ab ", 40): strings.Trim(strings.Repeat("ab-", 21)[:63], "-"),
 	} {
 		if got := labelValue(in); got != want {
