@@ -86,45 +86,56 @@ func InterfacesFromOutput(link, addr, sys string) ([]Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range sysIfs {
-		i, ok := byName[s.Name]
-		if !ok {
-			// The interface appeared between the two commands.
-			byName[s.Name] = len(links)
-			links = append(links, s)
-			continue
-		}
-		l := &links[i]
+	links, err = mergeByName(links, byName, sysIfs, func(l *Interface, s Interface) error {
 		if l.Index != s.Index {
-			return nil, fmt.Errorf("interface %s: ip says index %d, /sys says %d", l.Name, l.Index, s.Index)
+			return fmt.Errorf("interface %s: ip says index %d, /sys says %d", l.Name, l.Index, s.Index)
 		}
 		if l.MAC.String() != s.MAC.String() {
-			return nil, fmt.Errorf("interface %s: ip says MAC %s, /sys says %s", l.Name, l.MAC, s.MAC)
+			return fmt.Errorf("interface %s: ip says MAC %s, /sys says %s", l.Name, l.MAC, s.MAC)
 		}
 		if l.OperState == "" {
 			// busybox ip prints no state.
 			l.OperState = s.OperState
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	addrs, err := ParseIPAddr(addr)
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range addrs {
-		i, ok := byName[a.Name]
-		if !ok {
-			byName[a.Name] = len(links)
-			links = append(links, a)
-			continue
-		}
-		l := &links[i]
+	links, err = mergeByName(links, byName, addrs, func(l *Interface, a Interface) error {
 		if l.Index != a.Index {
-			return nil, fmt.Errorf("interface %s: ip link says index %d, ip addr says %d", l.Name, l.Index, a.Index)
+			return fmt.Errorf("interface %s: ip link says index %d, ip addr says %d", l.Name, l.Index, a.Index)
 		}
 		l.IPv4 = append(l.IPv4, a.IPv4...)
 		l.IPv6 = append(l.IPv6, a.IPv6...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(links, func(a, b Interface) int { return a.Index - b.Index })
+	return links, nil
+}
+
+// mergeByName folds more into links: an interface already listed (byName holds its index) is
+// passed to combine with its counterpart, a new one (it appeared between two commands) is
+// appended and indexed.
+func mergeByName(links []Interface, byName map[string]int, more []Interface, combine func(l *Interface, o Interface) error) ([]Interface, error) {
+	for _, o := range more {
+		i, ok := byName[o.Name]
+		if !ok {
+			byName[o.Name] = len(links)
+			links = append(links, o)
+			continue
+		}
+		if err := combine(&links[i], o); err != nil {
+			return nil, err
+		}
+	}
 	return links, nil
 }
 
