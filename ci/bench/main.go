@@ -23,11 +23,13 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/lab"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
 )
 
@@ -136,7 +138,40 @@ func bootOurs(ctx context.Context, l *lab.Lab, gc lab.GuestConfig) (time.Duratio
 	if err := l.StartPXE(ctx); err != nil {
 		return 0, err
 	}
-	return sshVerified(ctx, l, gc, nil)
+	started := time.Now()
+	d, err := sshVerified(ctx, l, gc, nil)
+	if err == nil {
+		fmt.Println("bench: ours     phases:", phases(l.PXE.Events(gc.MAC), started))
+	}
+	return d, err
+}
+
+// phases tells, from the server's events, when each PXE milestone came, in seconds since the
+// guest was started: where the time between firmware and kernel goes.
+func phases(events []pxe.Event, started time.Time) string {
+	var out []string
+	seen := map[string]bool{}
+	mark := func(name string, t time.Time) {
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, fmt.Sprintf("%s=%.2fs", name, t.Sub(started).Seconds()))
+		}
+	}
+	for _, e := range events {
+		switch {
+		case e.Kind == pxe.KindDHCPDiscover:
+			mark("discover", e.Time)
+		case e.Kind == pxe.KindDHCPAck:
+			mark("ack", e.Time)
+		case e.Kind == pxe.KindScript && e.Status == 200:
+			mark("script", e.Time)
+		case e.Kind == pxe.KindHTTP && e.Status == 200 && e.Path == "/"+bootimage.KernelFile:
+			mark("kernel-served", e.Time)
+		case e.Kind == pxe.KindHTTP && e.Status == 200 && e.Path == "/"+bootimage.InitrdFile:
+			mark("initrd-served", e.Time)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func bootDnsmasq(ctx context.Context, l *lab.Lab, gc lab.GuestConfig) (time.Duration, error) {

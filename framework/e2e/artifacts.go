@@ -80,7 +80,8 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 	} else {
 		for _, p := range pods.Items {
 			writeYAML("pod-"+p.Name+".yaml", p)
-			for _, c := range p.Spec.Containers {
+			// Init containers too: virt-launcher's guest-console-log is a sidecar among them.
+			for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
 				logs, err := s.env.Kube.CoreV1().Pods(s.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("logs of %s/%s: %w", p.Name, c.Name, err))
