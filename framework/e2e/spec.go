@@ -227,8 +227,9 @@ func (s *Spec) CreateVMI(ctx context.Context, c VMIConfig) error {
 }
 
 // WaitRunning waits for the VMI to run (paused), attaches the serial console and unpauses it.
-// KubeVirt gives a VMI that starts paused a 10 s firmware boot menu; under BIOS, WaitRunning
-// answers SeaBIOS's menu prompt with Enter over the serial console, which boots on at once.
+// KubeVirt gives a VMI that starts paused a 10 s firmware boot menu; WaitRunning answers it
+// with Enter over the serial console (SeaBIOS's prompt; OVMF's continue key), which boots on
+// at once.
 func (s *Spec) WaitRunning(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.VMIRunning)
 	defer cancel()
@@ -270,10 +271,33 @@ func (s *Spec) WaitRunning(ctx context.Context) error {
 	if err := vmis.Unpause(ctx, s.VMI.Name, &kvv1.UnpauseOptions{}); err != nil {
 		return fmt.Errorf("unpause VMI %s/%s: %w", s.Namespace, s.VMI.Name, err)
 	}
-	if s.fw != config.EFI {
+	if s.fw == config.EFI {
+		s.continueEFIBoot(ctx)
+	} else {
 		s.skipBootMenu(ctx)
 	}
 	return nil
+}
+
+// continueEFIBoot presses Enter, OVMF's continue key, once a second in the background until
+// OVMF's boot manager starts loading a boot option ("BdsDxe: loading"), for at most 30 s: OVMF
+// prints no prompt on the serial console to answer. Keys that arrive before the boot manager
+// waits are discarded by it.
+func (s *Spec) continueEFIBoot(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	go func() {
+		defer cancel()
+		for !strings.Contains(s.Console.Text(), "BdsDxe: loading") {
+			if err := s.Console.Send(ctx, "\r"); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
 }
 
 // skipBootMenu presses Enter at SeaBIOS's boot menu prompt, if one shows within a few seconds.
