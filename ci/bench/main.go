@@ -212,7 +212,7 @@ func sshVerified(ctx context.Context, l *lab.Lab, gc lab.GuestConfig, wantNonce 
 	want := ""
 	if wantNonce != nil {
 		want = wantNonce(g)
-	} else if want = lastNonce(l); want == "" {
+	} else if want = pxe.LastScriptNonce(l.PXE.Events(nil)); want == "" {
 		return 0, errors.New("the PXE server served no script")
 	}
 	if r.Nonce != want || r.MAC.String() != gc.MAC.String() {
@@ -227,16 +227,6 @@ func sshVerified(ctx context.Context, l *lab.Lab, gc lab.GuestConfig, wantNonce 
 		return 0, err
 	}
 	return time.Since(g.Machine.Started), nil
-}
-
-func lastNonce(l *lab.Lab) string {
-	events := l.PXE.Events(nil)
-	for _, e := range slices.Backward(events) {
-		if e.Nonce != "" {
-			return e.Nonce
-		}
-	}
-	return ""
 }
 
 func fail(code int, format string, args ...any) {

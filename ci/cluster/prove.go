@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	kvv1 "kubevirt.io/api/core/v1"
 	"kubevirt.io/client-go/kubecli"
 	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
 
@@ -126,7 +125,7 @@ func prove(ctx context.Context, c *cluster.Cluster, bridge string, out io.Writer
 	if _, err := virt.VirtualMachineInstance(ns.Name).Create(ctx, v, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create VMI %s/%s: %w", ns.Name, v.Name, err)
 	}
-	if err := waitRunning(ctx, virt, ns.Name, v.Name, 5*time.Minute); err != nil {
+	if _, err := kubevirt.WaitVMIRunning(ctx, virt, ns.Name, v.Name, 5*time.Minute); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "cluster: VMI %s/%s Running %.1fs after creation\n", ns.Name, v.Name, time.Since(created).Seconds())
@@ -152,36 +151,4 @@ func prove(ctx context.Context, c *cluster.Cluster, bridge string, out io.Writer
 	fmt.Fprintf(out, "cluster: the VMI's serial console shows iPXE on its bridge interface (%q) %.1fs after creation (iPXE banner seen: %v)\n",
 		m[0], time.Since(created).Seconds(), strings.Contains(con.Text(), "iPXE"))
 	return nil
-}
-
-// waitRunning polls the VMI until it runs, failing at once when it reaches a terminal phase.
-func waitRunning(ctx context.Context, virt kubecli.KubevirtClient, ns, name string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last kvv1.VirtualMachineInstancePhase
-	for {
-		got, err := virt.VirtualMachineInstance(ns).Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			last = got.Status.Phase
-			switch got.Status.Phase {
-			case kvv1.Running:
-				return nil
-			case kvv1.Failed, kvv1.Succeeded:
-				return fmt.Errorf("VMI %s/%s reached phase %s before Running: %s", ns, name, got.Status.Phase, conditions(got))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("VMI %s/%s not Running within %s (phase %q)", ns, name, timeout, last)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-func conditions(v *kvv1.VirtualMachineInstance) string {
-	var s []string
-	for _, c := range v.Status.Conditions {
-		s = append(s, fmt.Sprintf("%s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message))
-	}
-	return strings.Join(s, "; ")
 }

@@ -18,6 +18,17 @@ const ReadyMarker = "PXEC-READY"
 // restrict itself to this algorithm.
 const HostKeyAlgorithm = "ecdsa-sha2-nistp256"
 
+// Cmdline is the guest kernel command line that fixtures/guest's /init reads, without the
+// per-boot pxec.mac and pxec.nonce the PXE server adds: the serial console, root's SSH key
+// (an authorized_keys line in base64) and root's console password.
+func Cmdline(authorizedKeyBase64, password string) string {
+	return strings.Join([]string{
+		"console=ttyS0,115200", "quiet",
+		"pxec.authkey=" + authorizedKeyBase64,
+		"pxec.password=" + password,
+	}, " ")
+}
+
 // ReadyPattern matches a complete ready line in console output (its end is
 // the host key, so a line still arriving does not match yet); escape
 // sequences must be stripped first, as ParseReady does.

@@ -110,3 +110,11 @@ func TestReadyPatternWaitsForTheWholeLine(t *testing.T) {
 		})
 	}
 }
+
+func TestCmdlineCarriesWhatInitReads(t *testing.T) {
+	got := Cmdline("c3NoLWVkMjU1MTk=", "pw")
+	want := "console=ttyS0,115200 quiet pxec.authkey=c3NoLWVkMjU1MTk= pxec.password=pw"
+	if got != want {
+		t.Errorf("Cmdline = %q, want %q", got, want)
+	}
+}

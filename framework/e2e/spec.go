@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/console"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
+	"github.com/pxe-conformance/pxe-conformance/framework/kubevirt"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxepod"
@@ -33,11 +33,6 @@ var (
 	serverAddress = netip.MustParsePrefix("192.168.100.1/24")
 	clientAddress = netip.MustParseAddr("192.168.100.10")
 )
-
-// ignoredBeforeGivingUp is how many DHCP messages from a MAC the PXE server must have ignored
-// before a spec stops waiting for an answer: iPXE retries over about 30 s, and three ignored
-// messages already prove nothing will answer.
-const ignoredBeforeGivingUp = 3
 
 // Spec is one spec's namespace and everything the spec creates in it.
 type Spec struct {
@@ -118,11 +113,7 @@ func (s *Spec) CreateNAD(ctx context.Context, name, bridge string, vlan int, opt
 
 // Cmdline is the guest kernel command line the PXE server hands out.
 func (s *Spec) Cmdline() string {
-	return strings.Join([]string{
-		"console=ttyS0,115200", "quiet",
-		"pxec.authkey=" + s.env.Keys.AuthorizedKeyBase64(),
-		"pxec.password=" + s.env.Password,
-	}, " ")
+	return bootimage.Cmdline(s.env.Keys.AuthorizedKeyBase64(), s.env.Password)
 }
 
 // DeployPXEServer puts the PXE server on the network of the NetworkAttachmentDefinition nad
@@ -231,34 +222,9 @@ func (s *Spec) CreateVMI(ctx context.Context, c VMIConfig) error {
 // with Enter over the serial console (SeaBIOS's prompt; OVMF's continue key), which boots on
 // at once.
 func (s *Spec) WaitRunning(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.VMIRunning)
-	defer cancel()
 	vmis := s.env.Virt.VirtualMachineInstance(s.Namespace)
-	var last *kvv1.VirtualMachineInstance
-	var stuck syncFailure
-	for {
-		got, err := vmis.Get(ctx, s.VMI.Name, metav1.GetOptions{})
-		if err == nil {
-			last = got
-			if got.Status.Phase == kvv1.Running {
-				break
-			}
-			if got.Status.Phase == kvv1.Failed || got.Status.Phase == kvv1.Succeeded {
-				return fmt.Errorf("VMI %s/%s reached phase %s before Running: %s", s.Namespace, s.VMI.Name, got.Status.Phase, conditions(got))
-			}
-			if msg, d := stuck.observe(got, time.Now()); d >= syncFailureGrace {
-				return fmt.Errorf("VMI %s/%s cannot start: virt-launcher has failed to create the domain for %s: %s", s.Namespace, s.VMI.Name, d.Round(time.Second), msg)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			phase, conds := kvv1.VirtualMachineInstancePhase("unknown"), ""
-			if last != nil {
-				phase, conds = last.Status.Phase, conditions(last)
-			}
-			return fmt.Errorf("VMI %s/%s not Running within %s: phase %s; %s", s.Namespace, s.VMI.Name, s.env.Config.Timeouts.VMIRunning, phase, conds)
-		case <-time.After(250 * time.Millisecond):
-		}
+	if _, err := kubevirt.WaitVMIRunning(ctx, s.env.Virt, s.Namespace, s.VMI.Name, s.env.Config.Timeouts.VMIRunning); err != nil {
+		return err
 	}
 	s.Timings.Mark(StepRunning)
 	stream, err := vmis.SerialConsole(s.VMI.Name, &kvcorev1.SerialConsoleOptions{ConnectionTimeout: time.Minute})
@@ -310,42 +276,6 @@ func (s *Spec) skipBootMenu(ctx context.Context) {
 		return
 	}
 	_ = s.Console.Send(c, "\r")
-}
-
-// syncFailureGrace is how long a VMI may report the same failure to create its domain before
-// the wait for Running gives up: such a failure (missing firmware, a refused device) repeats
-// until the VMI is deleted, while a transient one clears within seconds.
-const syncFailureGrace = 45 * time.Second
-
-// syncFailure tracks how long a VMI's Synchronized condition has been False with one message.
-type syncFailure struct {
-	msg   string
-	since time.Time
-}
-
-// observe returns the current failure message and how long it has persisted, or "" and 0.
-func (f *syncFailure) observe(v *kvv1.VirtualMachineInstance, now time.Time) (string, time.Duration) {
-	for _, c := range v.Status.Conditions {
-		if c.Type == kvv1.VirtualMachineInstanceSynchronized && c.Status == corev1.ConditionFalse && c.Message != "" {
-			if c.Message != f.msg {
-				f.msg, f.since = c.Message, now
-			}
-			return f.msg, now.Sub(f.since)
-		}
-	}
-	f.msg = ""
-	return "", 0
-}
-
-func conditions(v *kvv1.VirtualMachineInstance) string {
-	var s []string
-	for _, c := range v.Status.Conditions {
-		s = append(s, fmt.Sprintf("%s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message))
-	}
-	if len(s) == 0 {
-		return "no conditions"
-	}
-	return strings.Join(s, "; ")
 }
 
 // macLine matches iPXE naming the NIC it opens, with its MAC.
@@ -400,9 +330,15 @@ func (s *Spec) CaptureScreen(ctx context.Context) (*image.RGBA, error) {
 // ErrNoDHCPAnswer marks a boot that failed because the PXE server ignored the MAC.
 var ErrNoDHCPAnswer = errors.New("no DHCP answer")
 
+// noDHCPAnswer is ErrNoDHCPAnswer with the server's own explanation as its text.
+type noDHCPAnswer string
+
+func (e noDHCPAnswer) Error() string        { return string(e) }
+func (e noDHCPAnswer) Is(target error) bool { return target == ErrNoDHCPAnswer }
+
 // WaitDHCP waits for iPXE's DHCP result on the console and the PXE server's matching ACK. It
-// fails fast, with ErrNoDHCPAnswer and the server's reason, once the server has ignored a few
-// of the MAC's DHCP messages.
+// fails fast, with ErrNoDHCPAnswer and the server's reason, once the server has ignored
+// pxe.IgnoredBeforeGivingUp of the MAC's DHCP messages.
 func (s *Spec) WaitDHCP(ctx context.Context, mac string) (pxe.Event, error) {
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
@@ -413,11 +349,18 @@ func (s *Spec) WaitDHCP(ctx context.Context, mac string) (pxe.Event, error) {
 	waitc, stopWaiting := context.WithCancelCause(ctx)
 	defer stopWaiting(nil)
 	go func() {
-		ev, err := s.PXE.WaitFor(waitc, hw, func(e pxe.Event) bool {
-			return e.Kind == pxe.KindDHCPIgnored && s.ignored(waitc, hw) >= ignoredBeforeGivingUp
-		})
-		if err == nil {
-			stopWaiting(fmt.Errorf("%w for %s: the PXE server ignored %d DHCP message(s) from it (%s)", ErrNoDHCPAnswer, mac, ignoredBeforeGivingUp, ev.Reason))
+		for {
+			if events, err := s.PXE.Events(waitc, mac); err == nil {
+				if why, ignored := pxe.DHCPDiagnosis(mac, events); why != "" && ignored >= pxe.IgnoredBeforeGivingUp {
+					stopWaiting(noDHCPAnswer(why))
+					return
+				}
+			}
+			select {
+			case <-waitc.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
 		}
 	}()
 	m, err := s.Console.Expect(waitc, regexp.MustCompile(`net\d+: (\d+\.\d+\.\d+\.\d+)/`), console.Named("iPXE's DHCP result"))
@@ -425,7 +368,7 @@ func (s *Spec) WaitDHCP(ctx context.Context, mac string) (pxe.Event, error) {
 		if cause := context.Cause(waitc); errors.Is(cause, ErrNoDHCPAnswer) {
 			return pxe.Event{}, cause
 		}
-		return pxe.Event{}, fmt.Errorf("%w; %s", err, s.dhcpDiagnosis(context.WithoutCancel(ctx), hw))
+		return pxe.Event{}, fmt.Errorf("%w; %s", err, s.dhcpDiagnosis(context.WithoutCancel(ctx), mac))
 	}
 	// Firmware whose PXE stack is not iPXE (OVMF's) gets an ACK of its own first, naming the
 	// iPXE loader to fetch over TFTP; the address iPXE printed comes from the ACK to iPXE.
@@ -460,42 +403,18 @@ func BootChain(events []pxe.Event) string {
 	return strings.Join(append(steps, "no ACK to iPXE"), " -> ")
 }
 
-// ignored counts the DHCP messages the server ignored from mac.
-func (s *Spec) ignored(ctx context.Context, mac net.HardwareAddr) int {
-	events, err := s.PXE.Events(ctx, mac.String())
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range events {
-		if e.Kind == pxe.KindDHCPIgnored {
-			n++
-		}
-	}
-	return n
-}
-
 // dhcpDiagnosis says what the PXE server saw of mac's DHCP, for a failed wait.
-func (s *Spec) dhcpDiagnosis(ctx context.Context, mac net.HardwareAddr) string {
+func (s *Spec) dhcpDiagnosis(ctx context.Context, mac string) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	events, err := s.PXE.Events(ctx, mac.String())
+	events, err := s.PXE.Events(ctx, mac)
 	if err != nil {
 		return err.Error()
 	}
-	var ignored []pxe.Event
-	for _, e := range events {
-		switch e.Kind {
-		case pxe.KindDHCPIgnored:
-			ignored = append(ignored, e)
-		case pxe.KindDHCPAck, pxe.KindDHCPOffer:
-			return fmt.Sprintf("the PXE server sent %s a DHCP %s", mac, e.Kind)
-		}
+	if why, _ := pxe.DHCPDiagnosis(mac, events); why != "" {
+		return why
 	}
-	if len(ignored) > 0 {
-		return fmt.Sprintf("no DHCP answer for %s: the PXE server ignored %d DHCP message(s) from it (%s)", mac, len(ignored), ignored[len(ignored)-1].Reason)
-	}
-	return fmt.Sprintf("no DHCP answer for %s: the PXE server received no DHCP message from it", mac)
+	return fmt.Sprintf("the PXE server did answer %s's DHCP", mac)
 }
 
 // Payload is what the server served for one boot.
@@ -529,13 +448,7 @@ func (s *Spec) WaitPayload(ctx context.Context, mac string) (Payload, error) {
 	if err != nil {
 		return p, err
 	}
-	for _, e := range slices.Backward(events) {
-		if e.Kind == pxe.KindScript && e.Status == 200 {
-			p.Nonce = e.Nonce
-			break
-		}
-	}
-	if p.Nonce == "" {
+	if p.Nonce = pxe.LastScriptNonce(events); p.Nonce == "" {
 		return p, fmt.Errorf("no iPXE script with a nonce was served to %s", mac)
 	}
 	s.Timings.Mark(StepPayload)

@@ -197,25 +197,8 @@ func (g *Guest) Expect(ctx context.Context, name string, re *regexp.Regexp) ([]s
 // DHCPDiagnosis explains, from the PXE server's event log, why this guest got no DHCP answer;
 // it is empty when the server did answer.
 func (g *Guest) DHCPDiagnosis() string {
-	var ignored []pxe.Event
-	acked := false
-	for _, e := range g.lab.PXE.Events(g.Config.MAC) {
-		switch e.Kind {
-		case pxe.KindDHCPIgnored:
-			ignored = append(ignored, e)
-		case pxe.KindDHCPAck, pxe.KindDHCPOffer:
-			acked = true
-		}
-	}
-	switch {
-	case acked:
-		return ""
-	case len(ignored) > 0:
-		return fmt.Sprintf("no DHCP answer for %s: the PXE server ignored %d DHCP message(s) from it (%s)",
-			g.Config.MAC, len(ignored), ignored[len(ignored)-1].Reason)
-	default:
-		return fmt.Sprintf("no DHCP answer for %s: the PXE server received no DHCP message from it", g.Config.MAC)
-	}
+	why, _ := pxe.DHCPDiagnosis(g.Config.MAC.String(), g.lab.PXE.Events(g.Config.MAC))
+	return why
 }
 
 // WaitReady waits for the guest's ready line and parses it.

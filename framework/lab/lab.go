@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
@@ -130,11 +129,7 @@ func (l *Lab) StartPXE(ctx context.Context) error {
 // Cmdline is the guest kernel command line for this run, without the per-boot pxec.mac and
 // pxec.nonce that the PXE server adds.
 func (l *Lab) Cmdline() string {
-	return strings.Join([]string{
-		"console=ttyS0,115200", "quiet",
-		"pxec.authkey=" + l.Keys.AuthorizedKeyBase64(),
-		"pxec.password=" + l.Password,
-	}, " ")
+	return bootimage.Cmdline(l.Keys.AuthorizedKeyBase64(), l.Password)
 }
 
 // Stop stops the PXE server and deletes the namespace with everything in it.

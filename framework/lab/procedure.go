@@ -47,11 +47,6 @@ func DefaultTimeouts(a qemu.Accel) Timeouts {
 	return t
 }
 
-// ignoredBeforeGivingUp is how many of a MAC's DHCP messages the PXE server must have ignored
-// before the procedure stops waiting for an answer. iPXE retransmits its DISCOVER a few times
-// over about 30 s before it gives up; three ignored messages already prove that nothing answers.
-const ignoredBeforeGivingUp = 3
-
 var errNoDHCPAnswer = errors.New("the PXE server ignored the MAC's DHCP messages")
 
 // Result is what a run of the procedure observed, for callers to assert on or report.
@@ -78,15 +73,6 @@ func fileServed(events []pxe.Event, name string) (pxe.Event, bool) {
 		}
 	}
 	return pxe.Event{}, false
-}
-
-func lastScriptNonce(events []pxe.Event) string {
-	for _, e := range slices.Backward(events) {
-		if e.Kind == pxe.KindScript && e.Status == 200 {
-			return e.Nonce
-		}
-	}
-	return ""
 }
 
 func step(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -169,7 +155,7 @@ func (l *Lab) Boot(ctx context.Context, gc GuestConfig, to Timeouts, v *Verdict)
 				if e.Kind == pxe.KindDHCPIgnored {
 					ignored++
 				}
-				return ignored >= ignoredBeforeGivingUp
+				return ignored >= pxe.IgnoredBeforeGivingUp
 			})
 			if err == nil {
 				stopWaiting(errNoDHCPAnswer)
@@ -205,7 +191,7 @@ func (l *Lab) Boot(ctx context.Context, gc GuestConfig, to Timeouts, v *Verdict)
 		events := l.PXE.Events(mac)
 		k, _ := fileServed(events, bootimage.KernelFile)
 		i, _ := fileServed(events, bootimage.InitrdFile)
-		res.Nonce = lastScriptNonce(events)
+		res.Nonce = pxe.LastScriptNonce(events)
 		if res.Nonce == "" {
 			return "", fmt.Errorf("no iPXE script with a nonce was served to %s", mac)
 		}
