@@ -52,10 +52,7 @@ type Env struct {
 	Keys     *guestssh.KeyPair
 	Password string
 
-	log        io.Writer
-	runnerNS   string // namespace of the pod runner, deleted by Close
-	cacheDir   string
-	bridgeNode map[string]bool
+	runnerNS string // namespace of the pod runner, deleted by Close
 }
 
 // Setup validates cfg, connects to its cluster and checks it can run the suite, with one plain
@@ -78,7 +75,7 @@ func Setup(ctx context.Context, cfg config.Config, log io.Writer) (env *Env, err
 	if err != nil {
 		return nil, fmt.Errorf("preflight: %w", err)
 	}
-	e := &Env{Config: cfg, REST: c.REST, log: log}
+	e := &Env{Config: cfg, REST: c.REST}
 	defer func() {
 		if err != nil {
 			e.Close(context.WithoutCancel(ctx))
