@@ -32,6 +32,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/network"
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/node"
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
+	"github.com/pxe-conformance/pxe-conformance/framework/kvm"
 )
 
 func main() {
@@ -110,13 +111,16 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 	}
 
 	// 2. The cluster. Anything that fails from here on (or Ctrl-C) deletes it again.
-	kvm, why := cluster.KVMUsable(ctx)
-	fmt.Fprintf(out, "cluster: guests run with KVM: %v (%s)\n", kvm, why)
+	probe, err := kvm.Probe(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "cluster: guests run with KVM: %v (%s)\n", probe.Usable, probe.Reason)
 	var c *cluster.Cluster
 	if err := progress.Step("create kind cluster "+cfg.name, func() error {
 		var err error
 		c, err = cluster.CreateKind(ctx, cfg.name, cluster.WithNodeImage(node.ImageName(o)),
-			cluster.WithKVM(kvm), cluster.WithKubeconfig(cfg.kubeconfig), cluster.WithLog(logFile))
+			cluster.WithKVM(probe.Usable), cluster.WithKubeconfig(cfg.kubeconfig), cluster.WithLog(logFile))
 		return err
 	}); err != nil {
 		return err
@@ -152,7 +156,7 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 	}
 
 	// 3. Multus, KubeVirt, the node bridge, and the proof.
-	if err := install(ctx, c, o, kvm, out, cfg.bridge, cfg.isolation); err != nil {
+	if err := install(ctx, c, o, probe.Usable, out, cfg.bridge, cfg.isolation); err != nil {
 		return err
 	}
 	if err := prove(ctx, c, cfg.bridge, out); err != nil {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
 )
 
 // Waits of the QEMU test, generous because TCG on a busy 2-core machine is
@@ -67,17 +69,17 @@ func (c *console) waitFor(ctx context.Context, re *regexp.Regexp, from int, time
 	}
 }
 
-// qemuAccel prefers KVM where /dev/kvm opens; PXEC_QEMU_ACCEL overrides
-// (some hosts have a /dev/kvm whose guests hang, see REFERENCE §4).
-func qemuAccel() []string {
-	if a := os.Getenv("PXEC_QEMU_ACCEL"); a != "" {
-		return []string{"-accel", a}
+// qemuAccel asks the project's one accelerator probe (qemu.DetectAccel), which uses KVM only
+// where a probe guest really runs under it: some hosts have a /dev/kvm that opens but hangs
+// guests (REFERENCE §4). PXEC_ACCEL overrides, as everywhere else.
+func qemuAccel(ctx context.Context, t *testing.T, kernel string) []string {
+	t.Helper()
+	accel, why, err := qemu.DetectAccel(ctx, kernel)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-		f.Close()
-		return []string{"-accel", "kvm", "-accel", "tcg"}
-	}
-	return []string{"-accel", "tcg"}
+	t.Logf("QEMU accelerator %s: %s", accel, why)
+	return []string{"-accel", string(accel)}
 }
 
 func freeLoopbackPort(t *testing.T) int {
@@ -135,7 +137,8 @@ func TestPayloadBootsInQEMU(t *testing.T) {
 	authKey := base64.StdEncoding.EncodeToString(ssh.MarshalAuthorizedKey(sshPub))
 	port := freeLoopbackPort(t)
 
-	args := append(qemuAccel(),
+	accel := qemuAccel(ctx, t, p.Kernel)
+	args := append(accel,
 		"-machine", "q35", "-m", "512", "-nodefaults", "-no-reboot",
 		"-display", "none", "-monitor", "none", "-serial", "stdio",
 		"-kernel", p.Kernel, "-initrd", p.Initrd,
@@ -216,7 +219,7 @@ func TestPayloadBootsInQEMU(t *testing.T) {
 	// Wall time depends on what else the host runs; QEMU's own CPU time
 	// compares across runs on a busy machine.
 	t.Logf("accel %v: ready line %.1fs, SSH command done %.1fs, console login %.1fs after QEMU start (QEMU CPU time %.1fs at ready, %.1fs at SSH)",
-		qemuAccel(), readyAt.Seconds(), sshAt.Seconds(), loginAt.Seconds(), readyCPU.Seconds(), sshCPU.Seconds())
+		accel[1], readyAt.Seconds(), sshAt.Seconds(), loginAt.Seconds(), readyCPU.Seconds(), sshCPU.Seconds())
 }
 
 // processCPU returns the user+system CPU time a process has used so far, or

@@ -14,6 +14,8 @@ import (
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/kvm"
 )
 
 // Cluster is a Kubernetes cluster the suite can reach.
@@ -46,18 +48,22 @@ func CreateKind(ctx context.Context, name string, opts ...CreateOption) (*Cluste
 			return nil, fmt.Errorf("create kind cluster %s: %w", name, err)
 		}
 	}
-	kvm, why := false, ""
+	useKVM, why := false, ""
 	if o.kvm != nil {
-		kvm = *o.kvm
-		if _, err := os.Stat(kvmDevice); kvm && err != nil {
+		useKVM = *o.kvm
+		if _, err := os.Stat(kvmDevice); useKVM && err != nil {
 			return nil, fmt.Errorf("create kind cluster %s: kvm: true: %w", name, err)
 		}
 	} else {
-		kvm, why = KVMUsable(ctx)
+		v, err := kvm.Probe(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("create kind cluster %s: %w", name, err)
+		}
+		useKVM, why = v.Usable, v.Reason
 	}
 	logger := newKindLogger(o.log)
 	if why != "" {
-		logger.V(0).Infof("KVM for guests: %v (%s)", kvm, why)
+		logger.V(0).Infof("KVM for guests: %v (%s)", useKVM, why)
 	}
 	provider := kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(logger))
 	existing, err := provider.List()
@@ -83,7 +89,7 @@ func CreateKind(ctx context.Context, name string, opts ...CreateOption) (*Cluste
 		}
 		c.tempKubeconfig, c.Kubeconfig = dir, filepath.Join(dir, "kubeconfig")
 	}
-	if err := c.create(ctx, o, kvm); err != nil {
+	if err := c.create(ctx, o, useKVM); err != nil {
 		// Delete gets its own context: the caller's may be what ended the creation.
 		if derr := c.Delete(context.WithoutCancel(ctx)); derr != nil {
 			err = errors.Join(err, derr)
@@ -95,11 +101,11 @@ func CreateKind(ctx context.Context, name string, opts ...CreateOption) (*Cluste
 
 // create runs kind's Create, which takes no context: a cancelled ctx deletes the half-made
 // cluster's containers, which makes Create fail promptly.
-func (c *Cluster) create(ctx context.Context, o createOptions, kvm bool) error {
+func (c *Cluster) create(ctx context.Context, o createOptions, useKVM bool) error {
 	done := make(chan error, 1)
 	go func() {
 		done <- c.provider.Create(c.Name,
-			kindcluster.CreateWithV1Alpha4Config(renderConfig(o, kvm)),
+			kindcluster.CreateWithV1Alpha4Config(renderConfig(o, useKVM)),
 			kindcluster.CreateWithNodeImage(o.nodeImage),
 			kindcluster.CreateWithKubeconfigPath(c.Kubeconfig),
 			kindcluster.CreateWithDisplayUsage(false),
@@ -124,7 +130,7 @@ func (c *Cluster) create(ctx context.Context, o createOptions, kvm bool) error {
 	if err := c.refreshNodes(); err != nil {
 		return err
 	}
-	if err := c.guardServices(ctx, renderConfig(o, kvm).Networking.ServiceSubnet); err != nil {
+	if err := c.guardServices(ctx, renderConfig(o, useKVM).Networking.ServiceSubnet); err != nil {
 		return err
 	}
 	return waitReady(ctx, c.REST, o.readyTimeout)

@@ -8,7 +8,7 @@ import (
 
 func TestRenderConfigNodesAndKVMMounts(t *testing.T) {
 	base := v1alpha4.Cluster{Nodes: []v1alpha4.Node{
-		{Role: v1alpha4.ControlPlaneRole, ExtraMounts: []v1alpha4.Mount{{HostPath: "/dev/kvm", ContainerPath: "/dev/kvm"}}},
+		{Role: v1alpha4.ControlPlaneRole, ExtraMounts: []v1alpha4.Mount{{HostPath: kvmDevice, ContainerPath: kvmDevice}}},
 		{Role: v1alpha4.WorkerRole},
 	}}
 	cases := []struct {
@@ -40,7 +40,7 @@ func TestRenderConfigNodesAndKVMMounts(t *testing.T) {
 				}
 				kvmMounts := 0
 				for _, m := range n.ExtraMounts {
-					if m.ContainerPath == "/dev/kvm" {
+					if m.ContainerPath == kvmDevice {
 						kvmMounts++
 					}
 				}

@@ -4,5 +4,5 @@
 //
 // A *Cluster undoes only what it did: Delete removes a cluster that CreateKind made (and the
 // temporary kubeconfig it wrote), and does nothing to a cluster found with Existing. /dev/kvm is
-// handed to the nodes only where KVMUsable finds that it can run a guest.
+// handed to the nodes only where framework/kvm's probe finds that it can run a guest.
 package cluster

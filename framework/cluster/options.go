@@ -49,7 +49,7 @@ func WithNodeImage(image string) CreateOption {
 	})
 }
 
-// WithKVM passes /dev/kvm to the nodes (true) or not (false), overriding KVMUsable's answer.
+// WithKVM passes /dev/kvm to the nodes (true) or not (false), overriding framework/kvm's probe.
 func WithKVM(kvm bool) CreateOption {
 	return createOptionFunc(func(o *createOptions) error {
 		o.kvm = &kvm

@@ -1,10 +1,12 @@
-package cluster
+package kvm
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 	"unsafe"
@@ -12,19 +14,88 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// kvmFacts are what KVMUsable looks at before trying a guest.
-type kvmFacts struct {
-	deviceErr    error  // from stat /dev/kvm
+// Device is the KVM device node a guest needs for hardware acceleration.
+const Device = "/dev/kvm"
+
+// OverrideEnv, when set to "kvm" or "tcg", decides instead of the probe.
+const OverrideEnv = "PXEC_ACCEL"
+
+// Verdict is the probe's answer: whether KVM runs guests here, and why it says so.
+type Verdict struct {
+	// Usable is true only when a guest ran under KVM (or OverrideEnv said "kvm").
+	Usable bool
+	// Reason is one plain sentence: what was found or what failed.
+	Reason string
+}
+
+// Option changes what Probe tries.
+type Option interface {
+	apply(*settings)
+}
+
+type optionFunc func(*settings)
+
+func (f optionFunc) apply(s *settings) { f(s) }
+
+type settings struct {
+	kernel  string
+	qemu    string
+	timeout time.Duration
+}
+
+// WithKernel makes Probe also boot kernel under QEMU with KVM, after the test guest halted,
+// and require it to reach its "VFS: Unable to mount root fs" panic: the strictest test, for
+// callers that are about to boot a real guest with QEMU.
+func WithKernel(path string) Option {
+	return optionFunc(func(s *settings) { s.kernel = path })
+}
+
+// Probe tells whether /dev/kvm runs guests on this host. Where OverrideEnv is set it decides.
+// Otherwise a device node is not enough: some hosts offer a /dev/kvm whose guests fault or hang
+// in early boot (REFERENCE §4), so the answer is yes only when the CPU advertises vmx or svm,
+// kvm_intel or kvm_amd is loaded, a one-instruction guest ran to HLT, and, WithKernel given, a
+// kernel booted under QEMU with KVM. The error is only for a bad OverrideEnv value.
+func Probe(ctx context.Context, opts ...Option) (Verdict, error) {
+	s := settings{qemu: "qemu-system-x86_64", timeout: 20 * time.Second}
+	for _, o := range opts {
+		o.apply(&s)
+	}
+	switch v := os.Getenv(OverrideEnv); v {
+	case "":
+	case "kvm":
+		return Verdict{Usable: true, Reason: OverrideEnv + "=kvm"}, nil
+	case "tcg":
+		return Verdict{Usable: false, Reason: OverrideEnv + "=tcg"}, nil
+	default:
+		return Verdict{}, fmt.Errorf("%s=%q: want kvm or tcg", OverrideEnv, v)
+	}
+	if ok, why := readFacts().verdict(); !ok {
+		return Verdict{Reason: why}, nil
+	}
+	if ok, why := probeGuest(ctx, 5*time.Second); !ok {
+		return Verdict{Reason: why}, nil
+	}
+	if s.kernel == "" {
+		return Verdict{Usable: true, Reason: Device + " ran a test guest to HLT"}, nil
+	}
+	ok, why := bootKernel(ctx, s.qemu, s.kernel, s.timeout)
+	return Verdict{Usable: ok, Reason: why}, nil
+}
+
+// facts are what Probe looks at before trying a guest.
+type facts struct {
+	deviceErr    error  // from opening /dev/kvm
 	hwVirt       bool   // the CPU advertises vmx or svm
 	vendorModule string // kvm_intel or kvm_amd when loaded (or built in), else ""
 }
 
-// KVMUsable reports whether /dev/kvm can run a guest on this host, with the reason. A device
-// node is not enough: some hosts offer a /dev/kvm whose guests fault or hang in early boot, so
-// the answer is yes only after a tiny guest ran to its HLT instruction.
-func KVMUsable(ctx context.Context) (bool, string) {
-	f := kvmFacts{}
-	_, f.deviceErr = os.Stat(kvmDevice)
+func readFacts() facts {
+	f := facts{}
+	if dev, err := os.OpenFile(Device, os.O_RDWR, 0); err != nil {
+		f.deviceErr = err
+	} else {
+		dev.Close()
+	}
 	if cpuinfo, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		f.hwVirt = hasHardwareVirt(string(cpuinfo))
 	}
@@ -33,23 +104,20 @@ func KVMUsable(ctx context.Context) (bool, string) {
 			f.vendorModule = m
 		}
 	}
-	if ok, why := f.verdict(); !ok {
-		return false, why
-	}
-	return probeGuest(ctx, 5*time.Second)
+	return f
 }
 
 // verdict rules out KVM on what the host shows, before any guest is tried.
-func (f kvmFacts) verdict() (bool, string) {
+func (f facts) verdict() (bool, string) {
 	switch {
 	case f.deviceErr != nil:
-		return false, fmt.Sprintf("%s unavailable: %v", kvmDevice, f.deviceErr)
+		return false, fmt.Sprintf("%s unavailable: %v", Device, f.deviceErr)
 	case !f.hwVirt:
-		return false, fmt.Sprintf("%s exists but the CPU flags show neither vmx nor svm", kvmDevice)
+		return false, fmt.Sprintf("%s exists but the CPU flags show neither vmx nor svm", Device)
 	case f.vendorModule == "":
-		return false, fmt.Sprintf("%s exists but neither kvm_intel nor kvm_amd is loaded", kvmDevice)
+		return false, fmt.Sprintf("%s exists but neither kvm_intel nor kvm_amd is loaded", Device)
 	}
-	return true, fmt.Sprintf("%s with %s", kvmDevice, f.vendorModule)
+	return true, fmt.Sprintf("%s with %s", Device, f.vendorModule)
 }
 
 // hasHardwareVirt reports whether any CPU in /proc/cpuinfo lists vmx (Intel) or svm (AMD).
@@ -95,18 +163,18 @@ func probeGuest(ctx context.Context, timeout time.Duration) (bool, string) {
 	select {
 	case err := <-done:
 		if err != nil {
-			return false, fmt.Sprintf("%s cannot run a guest: %v", kvmDevice, err)
+			return false, fmt.Sprintf("%s cannot run a guest: %v", Device, err)
 		}
-		return true, fmt.Sprintf("%s ran a test guest to HLT", kvmDevice)
+		return true, ""
 	case <-time.After(timeout):
-		return false, fmt.Sprintf("%s: a test guest did not halt within %s", kvmDevice, timeout)
+		return false, fmt.Sprintf("%s: a test guest did not halt within %s", Device, timeout)
 	case <-ctx.Done():
-		return false, fmt.Sprintf("%s: probe interrupted: %v", kvmDevice, ctx.Err())
+		return false, fmt.Sprintf("%s: probe interrupted: %v", Device, ctx.Err())
 	}
 }
 
 func runHaltGuest() error {
-	kvm, err := unix.Open(kvmDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	kvm, err := unix.Open(Device, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
 	}
@@ -179,4 +247,31 @@ func ioctl(fd int, req, arg uintptr) (uintptr, error) {
 		return 0, errno
 	}
 	return r, nil
+}
+
+// bootKernel boots kernel under QEMU with KVM and no root file system and waits for its
+// root-fs panic.
+func bootKernel(ctx context.Context, qemu, kernel string, timeout time.Duration) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu, "-accel", "kvm", "-cpu", "host",
+		"-m", "256", "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+		"-serial", "stdio", "-no-reboot", "-kernel", kernel,
+		"-append", "console=ttyS0 panic=-1 root=/dev/nonexistent")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	start := time.Now()
+	err := cmd.Run()
+	text := out.String()
+	if strings.Contains(text, "Unable to mount root fs") || strings.Contains(text, "Kernel panic") {
+		return true, fmt.Sprintf("%s ran a test guest and a probe kernel reached its root-fs panic in %s", Device, time.Since(start).Round(100*time.Millisecond))
+	}
+	if ctx.Err() != nil {
+		return false, fmt.Sprintf("%s ran a test guest, but a probe kernel printed no panic within %s", Device, timeout)
+	}
+	if len(text) > 300 {
+		text = text[len(text)-300:]
+	}
+	return false, fmt.Sprintf("%s ran a test guest, but a probe kernel exited (%v) before its panic: %q", Device, err, text)
 }
