@@ -35,8 +35,9 @@ type Env struct {
 	NADs   nadclient.Interface
 	// Nodes are the schedulable nodes' names.
 	Nodes []string
-	// Node runs commands on nodes: docker exec on a kind cluster of this host, otherwise a
-	// short-lived host-network pod in a namespace of the suite's own.
+	// Node runs read-only commands on nodes: a short-lived host-network pod in a namespace of
+	// the suite's own, on every cluster (the lab's too), so the path a lab run exercises is the
+	// one a vendor's cluster gets.
 	Node network.NodeRunner
 	// KubeVirtVersion is the running KubeVirt's version.
 	KubeVirtVersion string
@@ -56,8 +57,8 @@ type Env struct {
 }
 
 // Setup validates cfg, connects to its cluster and checks it can run the suite, with one plain
-// error per problem. It creates nothing but, on a cluster that is not a local kind cluster, a
-// namespace for node probes (removed by Close).
+// error per problem. It reaches nodes only through the API, as on any vendor's cluster, and
+// creates nothing but a namespace for its node probes (removed by Close, or by Finish).
 func Setup(ctx context.Context, cfg config.Config, log io.Writer) (env *Env, err error) {
 	if log == nil {
 		log = io.Discard
@@ -119,18 +120,20 @@ func Setup(ctx context.Context, cfg config.Config, log io.Writer) (env *Env, err
 		e.Config = e.Config.ForEmulation()
 	}
 
-	// Node probes: docker exec on a local kind cluster, else a pod in a namespace of our own.
-	e.Node = c
-	if _, err := c.NodeExec(ctx, e.Nodes[0], "true"); err != nil {
-		ns, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-			GenerateName: cfg.NamespaceGenerateName() + "preflight-", Labels: map[string]string{ownerLabel: "preflight"}}}, metav1.CreateOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("preflight: create the node probe namespace: %w", err)
-		}
-		e.runnerNS = ns.Name
-		if e.Node, err = network.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer); err != nil {
-			return nil, err
-		}
+	// Node probes: pods on the nodes' host network, in a namespace of our own. The VLAN probe
+	// makes a throwaway bridge, so it alone gets NET_ADMIN.
+	ns, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: cfg.NamespaceGenerateName() + "preflight-", Labels: namespaceLabels("preflight")}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("preflight: create the node probe namespace: %w", err)
+	}
+	e.runnerNS = ns.Name
+	if e.Node, err = network.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer); err != nil {
+		return nil, err
+	}
+	linkRunner, err := network.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer, network.WithCapabilities("NET_ADMIN"))
+	if err != nil {
+		return nil, err
 	}
 	if err := cfg.CheckBridge(ctx, e.Nodes, func(ctx context.Context, node string) (bool, error) {
 		return network.BridgeExists(ctx, e.Node, node, cfg.Bridge)
@@ -138,7 +141,7 @@ func Setup(ctx context.Context, cfg config.Config, log io.Writer) (env *Env, err
 		return nil, fmt.Errorf("preflight: %w", err)
 	}
 	e.IsolationReason = e.isolationReason(ctx)
-	supported, reason, err := network.VLANSupported(ctx, e.Node, e.Nodes[0])
+	supported, reason, err := network.VLANSupported(ctx, linkRunner, e.Nodes[0])
 	if err != nil {
 		return nil, fmt.Errorf("preflight: VLAN support on node %s: %w", e.Nodes[0], err)
 	}
@@ -162,6 +165,18 @@ func Setup(ctx context.Context, cfg config.Config, log io.Writer) (env *Env, err
 
 // ownerLabel marks every namespace the suite creates, with the spec's name as value.
 const ownerLabel = "pxe-conformance.io/spec"
+
+// namespaceLabels are the labels of a namespace the suite creates for owner (a spec, or
+// "preflight"). Its pods use the host network (node probes) or run privileged (the PXE server),
+// so the namespace asks Pod Security Admission for the privileged level: a cluster that enforces
+// baseline or restricted by default would refuse them otherwise.
+func namespaceLabels(owner string) map[string]string {
+	return map[string]string{
+		ownerLabel:                           owner,
+		"pod-security.kubernetes.io/enforce": "privileged",
+		"pod-security.kubernetes.io/warn":    "privileged",
+	}
+}
 
 func nodeReady(n corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
@@ -212,6 +227,27 @@ func (e *Env) isolationReason(ctx context.Context) string {
 		}
 	}
 	return ""
+}
+
+// Finish ends a run: it removes what Setup created and then, unless checkLeftovers is false,
+// fails when any namespace the suite created is still there. Removal comes first so that the
+// check counts only what specs left behind (it once counted Setup's own probe namespace,
+// whose removal Ginkgo ran after the check, and failed every run on a vendor's cluster).
+func (e *Env) Finish(ctx context.Context, checkLeftovers bool) error {
+	if err := e.Close(ctx); err != nil {
+		return fmt.Errorf("remove the node probes' namespace: %w", err)
+	}
+	if !checkLeftovers {
+		return nil
+	}
+	left, err := e.LeftoverNamespaces(ctx)
+	if err != nil {
+		return fmt.Errorf("list the namespaces the suite created: %w", err)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("namespaces the suite created and did not remove: %q", left)
+	}
+	return nil
 }
 
 // Close removes what Setup created.

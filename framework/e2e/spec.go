@@ -59,7 +59,7 @@ type Spec struct {
 func (e *Env) NewSpec(ctx context.Context, name string) (*Spec, error) {
 	ns, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		GenerateName: e.Config.NamespaceGenerateName(),
-		Labels:       map[string]string{ownerLabel: labelValue(name)},
+		Labels:       namespaceLabels(labelValue(name)),
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create the spec's namespace: %w", err)

@@ -311,9 +311,11 @@ func TestVLANSupportedQuotesTheKernel(t *testing.T) {
 		}
 		return
 	}
-	// This kernel refuses; the reason must say which command and carry the kernel's words.
-	if !strings.Contains(reason, "`ip link add") || !strings.Contains(reason, "failed: ") || strings.HasSuffix(reason, "failed: ") {
-		t.Errorf("reason %q does not quote the failing command and the kernel's answer", reason)
+	// This kernel refuses; the reason must say what it lacks, in the kernel's own terms.
+	if !strings.Contains(reason, "802.1Q VLANs are not supported: ") ||
+		!(strings.Contains(reason, "no bridge VLAN filtering (no /sys/class/net/pxecv") || strings.Contains(reason, "failed: ")) ||
+		strings.HasSuffix(reason, "failed: ") {
+		t.Errorf("reason %q does not say what the kernel lacks", reason)
 	}
 	t.Logf("VLANs unsupported here: %s", reason)
 	out, _ := n.NodeExec(context.Background(), "local", "ip", "-o", "link", "show")
@@ -323,21 +325,36 @@ func TestVLANSupportedQuotesTheKernel(t *testing.T) {
 }
 
 func TestParseVLANProbe(t *testing.T) {
+	const (
+		bridgeOK    = "step: bridge\ncmd: ip link add name x type bridge\nout: \nrc: 0\n"
+		filteringOK = "step: filtering\ncmd: test -e /sys/class/net/x/bridge/vlan_filtering\nout: \nrc: 0\n"
+	)
 	cases := []struct {
 		name, out string
 		ok        bool
 		mention   string
+		err       string
 	}{
-		{"both steps pass", "cmd: ip link add name x type bridge vlan_filtering 1\nout: \nrc: 0\ncmd: ip link add link x name x.7 type vlan id 7\nout: \nrc: 0\n", true, ""},
-		{"filtering refused", "cmd: ip link add name x type bridge vlan_filtering 1\nout: RTNETLINK answers: Operation not supported\nrc: 2\n", false, "`ip link add name x type bridge vlan_filtering 1` failed: RTNETLINK answers: Operation not supported"},
-		{"vlan device refused", "cmd: a\nout: \nrc: 0\ncmd: ip link add link x name x.7 type vlan id 7\nout: Error: Unknown device type.\nrc: 2\n", false, "Unknown device type."},
-		{"garbage", "sh: not found\n", false, ""},
+		{"every step passes", bridgeOK + filteringOK + "step: vlan\ncmd: ip link add link x name x.7 type vlan id 7\nout: \nrc: 0\n", true, "", ""},
+		{"no filtering in the kernel", bridgeOK + "step: filtering\ncmd: test -e /sys/class/net/x/bridge/vlan_filtering\nout: \nrc: 1\n", false,
+			"802.1Q VLANs are not supported: the kernel has no bridge VLAN filtering (no /sys/class/net/x/bridge/vlan_filtering)", ""},
+		{"vlan device refused", bridgeOK + filteringOK + "step: vlan\ncmd: ip link add link x name x.7 type vlan id 7\nout: RTNETLINK answers: Operation not supported\nrc: 2\n", false,
+			"`ip link add link x name x.7 type vlan id 7` failed: RTNETLINK answers: Operation not supported", ""},
+		{"no right to make the bridge", "step: bridge\ncmd: ip link add name x type bridge\nout: ip: RTNETLINK answers: Operation not permitted\nrc: 2\n", false, "",
+			"could not create its throwaway bridge: `ip link add name x type bridge` failed: ip: RTNETLINK answers: Operation not permitted"},
+		{"garbage", "sh: not found\n", false, "", "unexpected probe output"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ok, reason := parseVLANProbe(tc.out)
-			if ok != tc.ok || !strings.Contains(reason, tc.mention) {
-				t.Errorf("parseVLANProbe = %v, %q; want %v mentioning %q", ok, reason, tc.ok, tc.mention)
+			ok, reason, err := parseVLANProbe(tc.out)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("parseVLANProbe error = %v, want one mentioning %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || ok != tc.ok || !strings.Contains(reason, tc.mention) {
+				t.Errorf("parseVLANProbe = %v, %q, %v; want %v mentioning %q", ok, reason, err, tc.ok, tc.mention)
 			}
 		})
 	}

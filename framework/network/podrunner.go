@@ -15,20 +15,46 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// PodRunner is a NodeRunner for clusters whose nodes cannot be reached directly (a vendor's):
-// each command runs in a short-lived, unprivileged pod on the node's host network, in a
-// namespace of the suite's. That suffices for the read-only checks, InspectBridge,
-// BridgeExists and CheckBridgeNetfilter, which read sysfs and /proc/sys/net only; it is not
-// meant for EnsureBridge, which needs to change the node.
+// PodRunner is a NodeRunner that reaches nodes the only way every cluster allows, through the
+// API: each command runs in a short-lived pod on the node's host network, in a namespace of the
+// suite's. The conformance suite uses it on every cluster, the lab's included, so that the path
+// CI exercises is the one vendors get. Without capabilities the pod suffices for the read-only
+// checks, InspectBridge, BridgeExists and CheckBridgeNetfilter, which read sysfs and
+// /proc/sys/net only; VLANSupported needs WithCapabilities("NET_ADMIN") for its throwaway
+// bridge. It is not meant for EnsureBridge, which changes the node for good.
 type PodRunner struct {
 	kube      kubernetes.Interface
 	namespace string
 	image     string
+	caps      []corev1.Capability
+}
+
+// PodRunnerOption changes the pods a PodRunner starts.
+type PodRunnerOption interface {
+	applyPodRunner(*PodRunner) error
+}
+
+type podRunnerOptionFunc func(*PodRunner) error
+
+func (f podRunnerOptionFunc) applyPodRunner(r *PodRunner) error { return f(r) }
+
+// WithCapabilities adds Linux capabilities (such as NET_ADMIN) to the command's container;
+// the namespace must admit such pods (pod security level privileged).
+func WithCapabilities(caps ...string) PodRunnerOption {
+	return podRunnerOptionFunc(func(r *PodRunner) error {
+		for _, c := range caps {
+			if c == "" || strings.ToUpper(c) != c || strings.HasPrefix(c, "CAP_") {
+				return &FieldError{Field: "capabilities", Value: c, Reason: "want a capability name such as NET_ADMIN"}
+			}
+			r.caps = append(r.caps, corev1.Capability(c))
+		}
+		return nil
+	})
 }
 
 // NewPodRunner runs node commands in pods of namespace from image, which must hold sh, cat,
-// ls, grep, cut and tr (the PXE server image's busybox does) and be pullable by the nodes.
-func NewPodRunner(cfg *rest.Config, namespace, image string) (*PodRunner, error) {
+// ls, grep, cut, tr and ip (the PXE server image's busybox does) and be pullable by the nodes.
+func NewPodRunner(cfg *rest.Config, namespace, image string, opts ...PodRunnerOption) (*PodRunner, error) {
 	if err := ValidateNamespace(namespace); err != nil {
 		return nil, fmt.Errorf("pod runner: %w", err)
 	}
@@ -39,7 +65,13 @@ func NewPodRunner(cfg *rest.Config, namespace, image string) (*PodRunner, error)
 	if err != nil {
 		return nil, fmt.Errorf("pod runner: %w", err)
 	}
-	return &PodRunner{kube: kube, namespace: namespace, image: image}, nil
+	r := &PodRunner{kube: kube, namespace: namespace, image: image}
+	for _, o := range opts {
+		if err := o.applyPodRunner(r); err != nil {
+			return nil, fmt.Errorf("pod runner: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // NodeExec runs argv in a pod on node's host network, waits for it to end, deletes it and
@@ -68,6 +100,7 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{
 				Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
+				SecurityContext: r.securityContext(),
 			}},
 		},
 	}
@@ -112,4 +145,12 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 		return out, fmt.Errorf("exec on node %s: %s: exit status %d\noutput:\n%s", node, cmdline, term.ExitCode, strings.TrimSpace(string(out)))
 	}
 	return out, nil
+}
+
+// securityContext adds the runner's capabilities, if any, to the container's defaults.
+func (r *PodRunner) securityContext() *corev1.SecurityContext {
+	if len(r.caps) == 0 {
+		return nil
+	}
+	return &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: r.caps}}
 }

@@ -43,20 +43,16 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	env, err = e2e.Setup(ctx, cfg, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
 	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", cfg.Kubeconfig, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
-	DeferCleanup(func(ctx SpecContext) {
-		Expect(env.Close(ctx)).To(Succeed())
-	}, NodeTimeout(3*time.Minute))
 }, NodeTimeout(30*time.Minute))
 
-// After every spec has cleaned up, nothing the suite created may be left.
+// After every spec has cleaned up: Setup's own namespace goes, and then nothing the suite
+// created may be left. (A DeferCleanup in BeforeSuite would run after this check.)
 var _ = AfterSuite(func(ctx SpecContext) {
-	if env == nil || env.Config.KeepOnFailure {
+	if env == nil {
 		return
 	}
-	left, err := env.LeftoverNamespaces(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(left).To(BeEmpty(), "namespaces the suite created and did not remove")
-}, NodeTimeout(time.Minute))
+	Expect(env.Finish(ctx, !env.Config.KeepOnFailure)).To(Succeed())
+}, NodeTimeout(4*time.Minute))
 
 // Reports on every run, also a dry run: JUnit, Ginkgo's JSON, and the specs' step timings.
 var _ = ReportAfterSuite("reports", func(report Report) {

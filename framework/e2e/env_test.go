@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// envWithNamespaces is an Env on a fake API server holding the given namespaces of the suite's
+// own, the first of them being Setup's node-probe namespace.
+func envWithNamespaces(t *testing.T, names ...string) *Env {
+	t.Helper()
+	kube := fake.NewSimpleClientset()
+	for i, n := range names {
+		owner := "a-spec"
+		if i == 0 {
+			owner = "preflight"
+		}
+		if _, err := kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+			ObjectMeta: metav1.ObjectMeta{Name: n, Labels: namespaceLabels(owner)}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &Env{Kube: kube, runnerNS: names[0]}
+}
+
+// TestFinishDoesNotCountSetupsOwnNamespace is the regression test for a vendor's `make certify`
+// that failed after every spec passed: the leftover check ran before Setup's node-probe
+// namespace was removed, and named it.
+func TestFinishDoesNotCountSetupsOwnNamespace(t *testing.T) {
+	e := envWithNamespaces(t, "vendor-preflight-xprzn")
+	if err := e.Finish(context.Background(), true); err != nil {
+		t.Fatalf("Finish after a clean run: %v", err)
+	}
+	left, err := e.LeftoverNamespaces(context.Background())
+	if err != nil || len(left) != 0 {
+		t.Errorf("after Finish: %v %v, want nothing left", left, err)
+	}
+}
+
+func TestFinishNamesWhatSpecsLeft(t *testing.T) {
+	e := envWithNamespaces(t, "vendor-preflight-xprzn", "vendor-7h2kq")
+	err := e.Finish(context.Background(), true)
+	if err == nil || !strings.Contains(err.Error(), `["vendor-7h2kq"]`) || strings.Contains(err.Error(), "preflight") {
+		t.Fatalf("Finish = %v, want it to name the spec's namespace alone", err)
+	}
+}
+
+func TestFinishWithoutTheCheckStillRemovesSetupsNamespace(t *testing.T) {
+	e := envWithNamespaces(t, "vendor-preflight-xprzn", "vendor-7h2kq")
+	if err := e.Finish(context.Background(), false); err != nil {
+		t.Fatalf("Finish(keep) = %v", err)
+	}
+	left, _ := e.LeftoverNamespaces(context.Background())
+	if len(left) != 1 || left[0] != "vendor-7h2kq" {
+		t.Errorf("left %v, want only the kept spec namespace", left)
+	}
+}
+
+func TestSuiteNamespacesAdmitPrivilegedPods(t *testing.T) {
+	l := namespaceLabels("preflight")
+	if l[ownerLabel] != "preflight" || l["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("labels %v", l)
+	}
+}
