@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/lab"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
@@ -37,8 +38,8 @@ func main() {
 	boots := flag.Int("boots", 3, "boots per method")
 	fwFlag := flag.String("firmware", "bios", "firmware: bios or efi")
 	flag.Parse()
-	fw := qemu.Firmware(*fwFlag)
-	if fw != qemu.BIOS && fw != qemu.EFI {
+	fw := firmware.Firmware(*fwFlag)
+	if fw != firmware.BIOS && fw != firmware.EFI {
 		fail(2, "--firmware %q: want bios or efi", *fwFlag)
 	}
 	if *boots < 1 {
@@ -62,7 +63,7 @@ type method struct {
 	boot func(ctx context.Context, l *lab.Lab, gc lab.GuestConfig) (time.Duration, error)
 }
 
-func run(ctx context.Context, fw qemu.Firmware, boots int) error {
+func run(ctx context.Context, fw firmware.Firmware, boots int) error {
 	payload, err := bootimage.Build(ctx, bootimage.Config{})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/lab"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
 	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
@@ -50,10 +51,10 @@ func main() {
 	if err != nil || len(mac) != 6 {
 		fail(2, "--mac %q: not a 48-bit MAC address", *macFlag)
 	}
-	var fws []qemu.Firmware
+	var fws []firmware.Firmware
 	for _, f := range strings.Split(*firmwares, ",") {
-		switch fw := qemu.Firmware(strings.TrimSpace(f)); fw {
-		case qemu.BIOS, qemu.EFI:
+		switch fw := firmware.Firmware(strings.TrimSpace(f)); fw {
+		case firmware.BIOS, firmware.EFI:
 			fws = append(fws, fw)
 		default:
 			fail(2, "--firmware %q: want bios, efi or both comma-separated", f)
@@ -73,7 +74,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, mac net.HardwareAddr, fws []qemu.Firmware, artifacts string) error {
+func run(ctx context.Context, mac net.HardwareAddr, fws []firmware.Firmware, artifacts string) error {
 	start := time.Now()
 	fmt.Println("lab: building the guest payload from Debian packages (cached after the first run)")
 	payload, err := bootimage.Build(ctx, bootimage.Config{Logf: func(f string, a ...any) { fmt.Printf("lab: "+f+"\n", a...) }})
@@ -106,7 +107,7 @@ func run(ctx context.Context, mac net.HardwareAddr, fws []qemu.Firmware, artifac
 }
 
 // procedure runs the documented steps for one firmware in a lab of its own.
-func procedure(ctx context.Context, payload *bootimage.Payload, mac net.HardwareAddr, fw qemu.Firmware, accel qemu.Accel, artifacts string) (*lab.Verdict, error) {
+func procedure(ctx context.Context, payload *bootimage.Payload, mac net.HardwareAddr, fw firmware.Firmware, accel qemu.Accel, artifacts string) (*lab.Verdict, error) {
 	title := fmt.Sprintf("PXE boot, %s firmware, bridge NIC %s, %s", strings.ToUpper(string(fw)), mac, accel)
 	fmt.Printf("\n== %s\n", title)
 	v := lab.NewVerdict(title, os.Stdout)
@@ -172,7 +173,7 @@ func writeTranscript(g *lab.Guest, path string) error {
 	return g.Console.WriteTranscript(path)
 }
 
-func joinFirmware(fws []qemu.Firmware) string {
+func joinFirmware(fws []firmware.Firmware) string {
 	var s []string
 	for _, f := range fws {
 		s = append(s, strings.ToUpper(string(f)))

@@ -22,13 +22,13 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
-	"github.com/pxe-conformance/pxe-conformance/suites/config"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
 // Env is one run's connection to the cluster and what every spec shares.
 type Env struct {
 	// Config is the run's configuration, timeouts already scaled for emulation.
-	Config config.Config
+	Config settings.Config
 	REST   *rest.Config
 	Kube   kubernetes.Interface
 	Virt   kubecli.KubevirtClient
@@ -59,7 +59,7 @@ type Env struct {
 // Setup validates cfg, connects to its cluster and checks it can run the suite, with one plain
 // error per problem. It reaches nodes only through the API, as on any vendor's cluster, and
 // creates nothing but a namespace for its node probes (removed by Close, or by Finish).
-func Setup(ctx context.Context, cfg config.Config, log io.Writer) (env *Env, err error) {
+func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, err error) {
 	if log == nil {
 		log = io.Discard
 	}

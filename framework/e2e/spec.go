@@ -18,6 +18,7 @@ import (
 
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/console"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/kubevirt"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
@@ -25,7 +26,6 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/pxepod"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
 	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
-	"github.com/pxe-conformance/pxe-conformance/suites/config"
 )
 
 // The PXE network every spec creates on its bridge: the server at .1, the VM's reservation at .10.
@@ -52,7 +52,7 @@ type Spec struct {
 	// Timings records the procedure's milestones.
 	Timings *Timings
 
-	fw config.Firmware // the VMI's firmware
+	fw firmware.Firmware // the VMI's firmware
 }
 
 // NewSpec creates the spec's namespace (<prefix>-<random>, labelled with the spec).
@@ -162,7 +162,7 @@ type VMIConfig struct {
 	// NAD is the bridge interface's NetworkAttachmentDefinition.
 	NAD string
 	// Firmware is BIOS (SeaBIOS, serial output) or EFI (OVMF, no secure boot).
-	Firmware config.Firmware
+	Firmware firmware.Firmware
 	// NoBootOrder leaves the bridge interface without bootOrder (the negative case).
 	NoBootOrder bool
 	// Node pins the VMI to a node (the PXE server's, where the bridges are not connected
@@ -189,7 +189,7 @@ func (s *Spec) CreateVMI(ctx context.Context, c VMIConfig) error {
 		vmi.WithTerminationGracePeriod(0),
 	}
 	switch c.Firmware {
-	case config.EFI:
+	case firmware.EFI:
 		opts = append(opts, vmi.WithEFI(false))
 	default:
 		opts = append(opts, vmi.WithSerialBIOS())
@@ -237,7 +237,7 @@ func (s *Spec) WaitRunning(ctx context.Context) error {
 	if err := vmis.Unpause(ctx, s.VMI.Name, &kvv1.UnpauseOptions{}); err != nil {
 		return fmt.Errorf("unpause VMI %s/%s: %w", s.Namespace, s.VMI.Name, err)
 	}
-	if s.fw == config.EFI {
+	if s.fw == firmware.EFI {
 		s.continueEFIBoot(ctx)
 	} else {
 		s.skipBootMenu(ctx)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/console"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
@@ -29,8 +30,8 @@ type GuestConfig struct {
 	Name string
 	// MAC is the bridge NIC's MAC (eth1).
 	MAC net.HardwareAddr
-	// Firmware is qemu.BIOS or qemu.EFI.
-	Firmware qemu.Firmware
+	// Firmware is firmware.BIOS or firmware.EFI.
+	Firmware firmware.Firmware
 	// Accel is how QEMU runs the guest (see qemu.DetectAccel).
 	Accel qemu.Accel
 	// NoBootOrder leaves the bridge NIC out of the boot order (and without a boot ROM), as a
@@ -163,7 +164,7 @@ func (g *Guest) Screenshot(ctx context.Context) (*image.RGBA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("screenshot %s: %w", g.Config.Name, err)
 		}
-		if b := img.Bounds(); !vnc.IsBlank(img) && !(b.Dx() == 640 && b.Dy() == 480 && g.Config.Firmware == qemu.BIOS) {
+		if b := img.Bounds(); !vnc.IsBlank(img) && !(b.Dx() == 640 && b.Dy() == 480 && g.Config.Firmware == firmware.BIOS) {
 			return img, nil
 		}
 		select {

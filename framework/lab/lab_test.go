@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
@@ -135,7 +136,7 @@ func mustMAC(t *testing.T, s string) net.HardwareAddr {
 
 func TestPXEBootFollowsTheDocumentedProcedure(t *testing.T) {
 	requireLab(t)
-	for _, fw := range []qemu.Firmware{qemu.BIOS, qemu.EFI} {
+	for _, fw := range []firmware.Firmware{firmware.BIOS, firmware.EFI} {
 		t.Run(string(fw), func(t *testing.T) {
 			p, accel := testPayload(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -225,7 +226,7 @@ func TestUnknownMACGetsNoDHCPAnswer(t *testing.T) {
 	known, unknown := mustMAC(t, DefaultMAC), mustMAC(t, "de:00:00:00:00:ad")
 	l := startLab(t, ctx, known)
 	v := NewVerdict("unknown MAC", nil)
-	g, _, err := l.Boot(ctx, GuestConfig{Name: "pxe-unknown", MAC: unknown, Firmware: qemu.BIOS, Accel: accel}, DefaultTimeouts(accel), v)
+	g, _, err := l.Boot(ctx, GuestConfig{Name: "pxe-unknown", MAC: unknown, Firmware: firmware.BIOS, Accel: accel}, DefaultTimeouts(accel), v)
 	keepGuest(t, g)
 	if err == nil {
 		t.Fatal("a guest whose MAC is not on the allow-list booted")
@@ -259,7 +260,7 @@ func TestNICWithoutBootOrderIsNeverTried(t *testing.T) {
 	defer cancel()
 	mac := mustMAC(t, DefaultMAC)
 	l := startLab(t, ctx, mac)
-	g, err := l.StartGuest(ctx, GuestConfig{Name: "no-boot-order", MAC: mac, Firmware: qemu.BIOS, Accel: accel, NoBootOrder: true})
+	g, err := l.StartGuest(ctx, GuestConfig{Name: "no-boot-order", MAC: mac, Firmware: firmware.BIOS, Accel: accel, NoBootOrder: true})
 	keepGuest(t, g)
 	if err != nil {
 		t.Fatal(err)

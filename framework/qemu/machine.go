@@ -15,16 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// Firmware selects the guest's firmware.
-type Firmware string
-
-const (
-	// BIOS boots with SeaBIOS, whose output goes to the serial console.
-	BIOS Firmware = "bios"
-	// EFI boots with OVMF.
-	EFI Firmware = "efi"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 )
 
 // Accel selects how QEMU runs the guest.
@@ -70,7 +62,7 @@ type Config struct {
 	// Name identifies the guest in errors and file names.
 	Name string
 	// Firmware is BIOS or EFI (BIOS when empty).
-	Firmware Firmware
+	Firmware firmware.Firmware
 	// Accel is KVM or TCG; detect it with DetectAccel.
 	Accel Accel
 	// MemoryMiB is the guest's memory (512 when zero).
@@ -143,7 +135,7 @@ func (c Config) validate() error {
 		return errors.New("qemu config: Name is empty")
 	}
 	switch c.Firmware {
-	case "", BIOS, EFI:
+	case "", firmware.BIOS, firmware.EFI:
 	default:
 		return fmt.Errorf("qemu config %s: Firmware %q is not bios or efi", c.Name, c.Firmware)
 	}
@@ -205,7 +197,7 @@ func (c Config) Args(workDir string) ([]string, error) {
 	if c.VNCSocket != "" {
 		args = append(args, "-device", "VGA", "-vnc", "unix:"+c.VNCSocket)
 	}
-	if c.Firmware == EFI {
+	if c.Firmware == firmware.EFI {
 		code, vars := c.OVMFCode, c.OVMFVars
 		if code == "" {
 			code = "/usr/share/OVMF/OVMF_CODE_4M.fd"

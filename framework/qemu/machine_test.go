@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 )
 
 func mustMAC(t *testing.T, s string) net.HardwareAddr {
@@ -24,7 +26,7 @@ func TestArgsShapeTheGuestLikeAKubeVirtVMI(t *testing.T) {
 		Pod:       PodNIC{SSHPort: 2222},
 		Bridge:    []BridgeNIC{{Tap: "pxectap0", MAC: mustMAC(t, "de:00:00:00:00:de"), BootIndex: 1}, {Tap: "pxectap1", MAC: mustMAC(t, "de:00:00:00:00:df")}},
 		Wrap:      []string{"ip", "netns", "exec", "pxec-lab"},
-		Firmware:  BIOS,
+		Firmware:  firmware.BIOS,
 		VNCSocket: "/run/vnc.sock",
 	}
 	args, err := cfg.Args(t.TempDir())
@@ -59,7 +61,7 @@ func TestArgsForEFICopyTheVariableStore(t *testing.T) {
 	if err := os.WriteFile(vars, []byte("VARS"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Name: "efi", Accel: KVM, Firmware: EFI, OVMFCode: "/code.fd", OVMFVars: vars}
+	cfg := Config{Name: "efi", Accel: KVM, Firmware: firmware.EFI, OVMFCode: "/code.fd", OVMFVars: vars}
 	args, err := cfg.Args(dir)
 	if err != nil {
 		t.Fatal(err)

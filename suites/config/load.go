@@ -10,6 +10,9 @@ import (
 	"unicode"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
 // FlagPrefix starts every flag of the suite, keeping them apart from Ginkgo's and go test's.
@@ -35,23 +38,23 @@ type setting struct {
 	key    string
 	usage  string
 	isBool bool
-	get    func(c *Config) string
-	set    func(c *Config, v string) error
+	get    func(c *settings.Config) string
+	set    func(c *settings.Config, v string) error
 }
 
-// settings lists every key of Config with its parser; TestSettingsCoverEveryField keeps it in
-// step with Config's JSON fields.
-func settings() []setting {
-	str := func(key, usage string, field func(c *Config) *string) setting {
+// allSettings lists every key of settings.Config with its parser; TestSettingsCoverEveryField
+// keeps it in step with settings.Config's JSON fields.
+func allSettings() []setting {
+	str := func(key, usage string, field func(c *settings.Config) *string) setting {
 		return setting{key: key, usage: usage,
-			get: func(c *Config) string { return *field(c) },
-			set: func(c *Config, v string) error { *field(c) = v; return nil }}
+			get: func(c *settings.Config) string { return *field(c) },
+			set: func(c *settings.Config, v string) error { *field(c) = v; return nil }}
 	}
 	s := []setting{
-		str("mac", "MAC of the PXE client's PXE interface", func(c *Config) *string { return &c.MAC }),
+		str("mac", "MAC of the PXE client's PXE interface", func(c *settings.Config) *string { return &c.MAC }),
 		{key: "allowedMACs", usage: "comma-separated allow-list of the PXE server; empty means mac alone",
-			get: func(c *Config) string { return strings.Join(c.AllowedMACs, ",") },
-			set: func(c *Config, v string) error {
+			get: func(c *settings.Config) string { return strings.Join(c.AllowedMACs, ",") },
+			set: func(c *settings.Config, v string) error {
 				c.AllowedMACs = nil
 				for _, m := range strings.Split(v, ",") {
 					if m = strings.TrimSpace(m); m != "" {
@@ -60,11 +63,11 @@ func settings() []setting {
 				}
 				return nil
 			}},
-		str("bridge", "Linux bridge on the nodes that carries the PXE network", func(c *Config) *string { return &c.Bridge }),
-		str("isolationBridge", "second node bridge, unconnected to bridge, for the isolation spec; empty skips it", func(c *Config) *string { return &c.IsolationBridge }),
+		str("bridge", "Linux bridge on the nodes that carries the PXE network", func(c *settings.Config) *string { return &c.Bridge }),
+		str("isolationBridge", "second node bridge, unconnected to bridge, for the isolation spec; empty skips it", func(c *settings.Config) *string { return &c.IsolationBridge }),
 		{key: "vlan", usage: "VLAN of the PXE network on the bridge, 0 for none",
-			get: func(c *Config) string { return strconv.Itoa(c.VLAN) },
-			set: func(c *Config, v string) error {
+			get: func(c *settings.Config) string { return strconv.Itoa(c.VLAN) },
+			set: func(c *settings.Config, v string) error {
 				n, err := strconv.Atoi(v)
 				if err != nil {
 					return fmt.Errorf("not an integer")
@@ -72,28 +75,28 @@ func settings() []setting {
 				c.VLAN = n
 				return nil
 			}},
-		str("namespace", "prefix of the namespaces specs create (<prefix>-<random>)", func(c *Config) *string { return &c.Namespace }),
+		str("namespace", "prefix of the namespaces specs create (<prefix>-<random>)", func(c *settings.Config) *string { return &c.Namespace }),
 		{key: "firmware", usage: "comma-separated firmware the PXE specs boot with (bios, efi)",
-			get: func(c *Config) string {
+			get: func(c *settings.Config) string {
 				s := make([]string, len(c.Firmware))
 				for i, f := range c.Firmware {
 					s[i] = string(f)
 				}
 				return strings.Join(s, ",")
 			},
-			set: func(c *Config, v string) error {
+			set: func(c *settings.Config, v string) error {
 				c.Firmware = nil
 				for _, f := range strings.Split(v, ",") {
 					if f = strings.TrimSpace(f); f != "" {
-						c.Firmware = append(c.Firmware, Firmware(f))
+						c.Firmware = append(c.Firmware, firmware.Firmware(f))
 					}
 				}
 				return nil
 			}},
-		str("kubeconfig", "kubeconfig of an existing cluster; empty creates a kind cluster", func(c *Config) *string { return &c.Kubeconfig }),
+		str("kubeconfig", "kubeconfig of an existing cluster; empty creates a kind cluster", func(c *settings.Config) *string { return &c.Kubeconfig }),
 		{key: "keepOnFailure", usage: "keep a failed spec's namespace and objects", isBool: true,
-			get: func(c *Config) string { return strconv.FormatBool(c.KeepOnFailure) },
-			set: func(c *Config, v string) error {
+			get: func(c *settings.Config) string { return strconv.FormatBool(c.KeepOnFailure) },
+			set: func(c *settings.Config, v string) error {
 				b, err := strconv.ParseBool(v)
 				if err != nil {
 					return fmt.Errorf("not a boolean")
@@ -101,11 +104,11 @@ func settings() []setting {
 				c.KeepOnFailure = b
 				return nil
 			}},
-		str("artifactsDir", "directory for reports and failed specs' diagnostics (default $ARTIFACTS when set)", func(c *Config) *string { return &c.ArtifactsDir }),
-		str("images.pxeServer", "image of the PXE server", func(c *Config) *string { return &c.Images.PXEServer }),
+		str("artifactsDir", "directory for reports and failed specs' diagnostics (default $ARTIFACTS when set)", func(c *settings.Config) *string { return &c.ArtifactsDir }),
+		str("images.pxeServer", "image of the PXE server", func(c *settings.Config) *string { return &c.Images.PXEServer }),
 		{key: "emulationScale", usage: "factor for every timeout where KubeVirt emulates the CPU",
-			get: func(c *Config) string { return strconv.FormatFloat(c.EmulationScale, 'g', -1, 64) },
-			set: func(c *Config, v string) error {
+			get: func(c *settings.Config) string { return strconv.FormatFloat(c.EmulationScale, 'g', -1, 64) },
+			set: func(c *settings.Config, v string) error {
 				f, err := strconv.ParseFloat(v, 64)
 				if err != nil {
 					return fmt.Errorf("not a number")
@@ -114,12 +117,12 @@ func settings() []setting {
 				return nil
 			}},
 	}
-	for i, tf := range (&Timeouts{}).fields() {
-		timeout := func(c *Config) *time.Duration { return c.Timeouts.fields()[i].value }
-		s = append(s, setting{key: "timeouts." + tf.key, usage: "timeout: " + timeoutUsage(tf.key),
-			get: func(c *Config) string { return timeout(c).String() },
-			set: func(c *Config, v string) error {
-				d, err := parseDuration(v)
+	for i, tf := range (&settings.Timeouts{}).Fields() {
+		timeout := func(c *settings.Config) *time.Duration { return c.Timeouts.Fields()[i].Value }
+		s = append(s, setting{key: "timeouts." + tf.Key, usage: "timeout: " + tf.Usage,
+			get: func(c *settings.Config) string { return timeout(c).String() },
+			set: func(c *settings.Config, v string) error {
+				d, err := settings.ParseDuration(v)
 				if err != nil {
 					return err
 				}
@@ -128,26 +131,6 @@ func settings() []setting {
 			}})
 	}
 	return s
-}
-
-func timeoutUsage(key string) string {
-	switch key {
-	case "vmiRunning":
-		return "VMI creation to Running"
-	case "dhcp":
-		return "Running to the PXE server's DHCP answer"
-	case "pxeBoot":
-		return "DHCP answer to kernel and initramfs served"
-	case "guestReady":
-		return "payload served to the guest's ready line"
-	case "ssh":
-		return "SSH login to the guest"
-	case "consoleLogin":
-		return "root login on the serial console"
-	case "cleanup":
-		return "deletion of what a spec created"
-	}
-	return key
 }
 
 // envName is the environment variable of a setting's key: "timeouts.vmiRunning" is
@@ -176,8 +159,8 @@ func envName(key string) string {
 // returns what Load reads once fs is parsed.
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
-	def := Default()
-	for _, s := range settings() {
+	def := settings.Default()
+	for _, s := range allSettings() {
 		key := s.key
 		record := func(v string) error {
 			f.seen = append(f.seen, flagValue{key, v})
@@ -202,12 +185,12 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 // variables lookupEnv finds (os.LookupEnv; empty values count as unset) and the flags f has
 // seen, each layer over the one before. It refuses values it cannot parse and unknown keys in
 // the file; call Validate on the result.
-func (f *Flags) Load(lookupEnv func(string) (string, bool)) (Config, error) {
+func (f *Flags) Load(lookupEnv func(string) (string, bool)) (settings.Config, error) {
 	env := func(name string) (string, bool) {
 		v, ok := lookupEnv(name)
 		return v, ok && v != ""
 	}
-	c := Default()
+	c := settings.Default()
 	if v, ok := env("ARTIFACTS"); ok {
 		c.ArtifactsDir = v
 	}
@@ -224,7 +207,7 @@ func (f *Flags) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 	}
 
-	for _, s := range settings() {
+	for _, s := range allSettings() {
 		name := envName(s.key)
 		if v, ok := env(name); ok {
 			if err := s.set(&c, v); err != nil {
@@ -234,7 +217,7 @@ func (f *Flags) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 	}
 
 	byKey := map[string]setting{}
-	for _, s := range settings() {
+	for _, s := range allSettings() {
 		byKey[s.key] = s
 	}
 	for _, fv := range f.seen {
@@ -248,9 +231,9 @@ func (f *Flags) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 	return c, nil
 }
 
-// loadFile decodes the YAML or JSON file at path over c, refusing keys Config does not have
+// loadFile decodes the YAML or JSON file at path over c, refusing keys settings.Config does not have
 // (a misspelt key must not leave a default silently in place).
-func loadFile(path string, c *Config) error {
+func loadFile(path string, c *settings.Config) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config file: %w", err)

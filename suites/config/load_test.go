@@ -9,10 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
 // load runs what a test binary does: register the flags, parse args, Load with env.
-func load(t *testing.T, args []string, env map[string]string) (Config, error) {
+func load(t *testing.T, args []string, env map[string]string) (settings.Config, error) {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -52,49 +55,51 @@ timeouts:
 		name string
 		args []string
 		env  map[string]string
-		want func(c *Config)
+		want func(c *settings.Config)
 	}{
-		{name: "defaults", want: func(*Config) {}},
+		{name: "defaults", want: func(*settings.Config) {}},
 		{name: "ARTIFACTS sets the artifacts directory", env: map[string]string{"ARTIFACTS": "/ci/artifacts"},
-			want: func(c *Config) { c.ArtifactsDir = "/ci/artifacts" }},
+			want: func(c *settings.Config) { c.ArtifactsDir = "/ci/artifacts" }},
 		{name: "file overrides defaults and ARTIFACTS, keeps what it does not set",
 			args: []string{"--pxec.config=" + yamlFile}, env: map[string]string{"ARTIFACTS": "/ci/artifacts"},
-			want: func(c *Config) {
-				c.MAC, c.Bridge, c.VLAN, c.Firmware, c.ArtifactsDir = "02:00:00:00:00:0f", "filebr", 10, []Firmware{EFI}, "/from/file"
+			want: func(c *settings.Config) {
+				c.MAC, c.Bridge, c.VLAN, c.Firmware, c.ArtifactsDir = "02:00:00:00:00:0f", "filebr", 10, []firmware.Firmware{firmware.EFI}, "/from/file"
 				c.Timeouts.SSH = 90 * time.Second
 			}},
 		{name: "JSON file", env: map[string]string{"PXEC_CONFIG": jsonFile},
-			want: func(c *Config) { c.MAC, c.Images.PXEServer, c.KeepOnFailure = "02:00:00:00:00:0a", "json:1", true }},
+			want: func(c *settings.Config) {
+				c.MAC, c.Images.PXEServer, c.KeepOnFailure = "02:00:00:00:00:0a", "json:1", true
+			}},
 		{name: "the config flag overrides PXEC_CONFIG", args: []string{"--pxec.config", otherFile}, env: map[string]string{"PXEC_CONFIG": yamlFile},
-			want: func(c *Config) { c.Bridge = "otherbr" }},
+			want: func(c *settings.Config) { c.Bridge = "otherbr" }},
 		{name: "env overrides file", args: []string{"--pxec.config=" + yamlFile},
 			env: map[string]string{"PXEC_BRIDGE": "envbr", "PXEC_TIMEOUTS_SSH": "2m", "PXEC_FIRMWARE": "efi, bios"},
-			want: func(c *Config) {
-				c.MAC, c.Bridge, c.VLAN, c.Firmware, c.ArtifactsDir = "02:00:00:00:00:0f", "envbr", 10, []Firmware{EFI, BIOS}, "/from/file"
+			want: func(c *settings.Config) {
+				c.MAC, c.Bridge, c.VLAN, c.Firmware, c.ArtifactsDir = "02:00:00:00:00:0f", "envbr", 10, []firmware.Firmware{firmware.EFI, firmware.BIOS}, "/from/file"
 				c.Timeouts.SSH = 2 * time.Minute
 			}},
 		{name: "PXEC_ARTIFACTS_DIR overrides ARTIFACTS", env: map[string]string{"ARTIFACTS": "/a", "PXEC_ARTIFACTS_DIR": "/b"},
-			want: func(c *Config) { c.ArtifactsDir = "/b" }},
+			want: func(c *settings.Config) { c.ArtifactsDir = "/b" }},
 		{name: "empty env values count as unset", env: map[string]string{"PXEC_MAC": "", "PXEC_VLAN": ""},
-			want: func(*Config) {}},
+			want: func(*settings.Config) {}},
 		{name: "flags override env", args: []string{"--pxec.bridge=flagbr", "--pxec.vlan=200", "--pxec.timeouts.vmiRunning=10m"},
 			env: map[string]string{"PXEC_BRIDGE": "envbr", "PXEC_VLAN": "100", "PXEC_NAMESPACE": "envns"},
-			want: func(c *Config) {
+			want: func(c *settings.Config) {
 				c.Bridge, c.VLAN, c.Namespace = "flagbr", 200, "envns"
 				c.Timeouts.VMIRunning = 10 * time.Minute
 			}},
 		{name: "a repeated flag: the last wins", args: []string{"--pxec.mac=02:00:00:00:00:01", "--pxec.mac=02:00:00:00:00:02"},
-			want: func(c *Config) { c.MAC = "02:00:00:00:00:02" }},
+			want: func(c *settings.Config) { c.MAC = "02:00:00:00:00:02" }},
 		{name: "a flag may set a value back to empty", args: []string{"--pxec.kubeconfig="}, env: map[string]string{"PXEC_KUBECONFIG": "/k"},
-			want: func(*Config) {}},
+			want: func(*settings.Config) {}},
 		{name: "bool flag without value", args: []string{"--pxec.keepOnFailure"},
-			want: func(c *Config) { c.KeepOnFailure = true }},
+			want: func(c *settings.Config) { c.KeepOnFailure = true }},
 		{name: "bool flag false overrides env true", args: []string{"--pxec.keepOnFailure=false"}, env: map[string]string{"PXEC_KEEP_ON_FAILURE": "true"},
-			want: func(*Config) {}},
+			want: func(*settings.Config) {}},
 		{name: "every kind of value from env", env: map[string]string{
 			"PXEC_KUBECONFIG": "/k", "PXEC_KEEP_ON_FAILURE": "1", "PXEC_IMAGES_PXE_SERVER": "r/p:2", "PXEC_EMULATION_SCALE": "4.5",
 			"PXEC_TIMEOUTS_CLEANUP": "30s"},
-			want: func(c *Config) {
+			want: func(c *settings.Config) {
 				c.Kubeconfig, c.KeepOnFailure, c.Images.PXEServer, c.EmulationScale = "/k", true, "r/p:2", 4.5
 				c.Timeouts.Cleanup = 30 * time.Second
 			}},
@@ -105,7 +110,7 @@ timeouts:
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			want := Default()
+			want := settings.Default()
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Load =\n%+v\nwant\n%+v", got, want)
@@ -159,7 +164,7 @@ func TestRegisterFlagsPrefixesEveryFlag(t *testing.T) {
 			t.Errorf("flag %q lacks the %q prefix", f.Name, FlagPrefix)
 		}
 	})
-	if want := len(settings()) + 1; n != want {
+	if want := len(allSettings()) + 1; n != want {
 		t.Errorf("registered %d flags, want %d (every setting and pxec.config)", n, want)
 	}
 }

@@ -16,9 +16,9 @@ import (
 
 	"github.com/pxe-conformance/pxe-conformance/framework/console"
 	"github.com/pxe-conformance/pxe-conformance/framework/e2e"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
-	"github.com/pxe-conformance/pxe-conformance/suites/config"
 	"github.com/pxe-conformance/pxe-conformance/suites/labels"
 )
 
@@ -64,22 +64,22 @@ func bootVMI(ctx context.Context, s *e2e.Spec, c e2e.VMIConfig) {
 	Expect(s.WaitRunning(ctx)).To(Succeed())
 }
 
-func firmwareLabel(f config.Firmware) string {
-	if f == config.EFI {
+func firmwareLabel(f firmware.Firmware) string {
+	if f == firmware.EFI {
 		return labels.EFI
 	}
 	return labels.BIOS
 }
 
 // skipUnlessFirmware skips a spec for firmware the run did not select.
-func skipUnlessFirmware(f config.Firmware) {
+func skipUnlessFirmware(f firmware.Firmware) {
 	if !slices.Contains(env.Config.Firmware, f) {
 		Skip(fmt.Sprintf("firmware %s is not selected (firmware: %v)", f, env.Config.Firmware))
 	}
 }
 
 var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", Label(labels.PXE), func() {
-	for _, fw := range []config.Firmware{config.BIOS, config.EFI} {
+	for _, fw := range []firmware.Firmware{firmware.BIOS, firmware.EFI} {
 		It(fmt.Sprintf("follows the documented procedure with %s firmware", fw), Label(firmwareLabel(fw), labels.Certification), func(ctx SpecContext) {
 			skipUnlessFirmware(fw)
 			s := newSpec(ctx)
@@ -157,7 +157,7 @@ var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), 
 		allowed := env.Config.AllowList()
 		unknown := unlistedMAC(allowed)
 		setUpNetwork(ctx, s, allowed)
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: unknown, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: unknown, NAD: vmNAD, Firmware: firmware.BIOS, Node: s.NodeOf()})
 
 		By("iPXE opens the bridge interface and asks for DHCP")
 		_, err := s.WaitIPXE(ctx, unknown)
@@ -181,7 +181,7 @@ var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), 
 		s := newSpec(ctx)
 		mac := env.Config.MAC
 		setUpNetwork(ctx, s, env.Config.AllowList())
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, NoBootOrder: true, Node: s.NodeOf()})
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: firmware.BIOS, NoBootOrder: true, Node: s.NodeOf()})
 
 		By("SeaBIOS finds nothing to boot")
 		c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.GuestReady)
@@ -202,7 +202,7 @@ var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), 
 		setUpNetwork(ctx, s, env.Config.AllowList())
 		By("Take the PXE server down")
 		Expect(s.PXE.Delete(ctx)).To(Succeed())
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
+		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: firmware.BIOS, Node: s.NodeOf()})
 		_, err := s.WaitIPXE(ctx, mac)
 		Expect(err).NotTo(HaveOccurred())
 		expectDHCPTimeout(ctx, s)
@@ -219,7 +219,7 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 		setUpNetwork(ctx, s, env.Config.AllowList())
 		By(fmt.Sprintf("Attach the VMI to bridge %s instead of %s", env.Config.IsolationBridge, env.Config.Bridge))
 		Expect(s.CreateNAD(ctx, "other-net", env.Config.IsolationBridge, env.Config.VLAN)).To(Succeed())
-		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: "other-net", Firmware: config.BIOS, Node: s.NodeOf()})
+		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: "other-net", Firmware: firmware.BIOS, Node: s.NodeOf()})
 	})
 
 	It("keeps two networks on different VLANs of one bridge apart", Label(labels.BIOS, labels.VLAN), func(ctx SpecContext) {
@@ -237,7 +237,7 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 		By(fmt.Sprintf("PXE server on VLAN %d of %s, VMI on VLAN %d", serverVLAN, bridge, vmVLAN))
 		deployServer(ctx, s, bridge, serverVLAN, env.Config.AllowList())
 		Expect(s.CreateNAD(ctx, vmNAD, bridge, vmVLAN)).To(Succeed())
-		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: config.BIOS, Node: s.NodeOf()})
+		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: firmware.BIOS, Node: s.NodeOf()})
 	})
 })
 

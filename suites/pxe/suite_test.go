@@ -20,13 +20,14 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/e2e"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 	"github.com/pxe-conformance/pxe-conformance/suites/config"
 )
 
 var (
 	flags = config.RegisterFlags(flag.CommandLine)
 	// cfg is the run's configuration as loaded; env is set up by BeforeSuite.
-	cfg     config.Config
+	cfg     settings.Config
 	loadErr error
 	env     *e2e.Env
 )

@@ -1,4 +1,4 @@
-package config
+package settings
 
 import (
 	"errors"
@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 )
 
 // Linux limits interface names to IFNAMSIZ (16) bytes including the terminating NUL.
@@ -55,14 +57,14 @@ func (c Config) Validate() error {
 		bad("namespace", c.Namespace, "longer than %d characters, leaving no room for -<random>", maxNamespacePrefix)
 	}
 	if len(c.Firmware) == 0 {
-		bad("firmware", "", "must name at least one of %s, %s", BIOS, EFI)
+		bad("firmware", "", "must name at least one of %s, %s", firmware.BIOS, firmware.EFI)
 	}
-	seen := map[Firmware]bool{}
+	seen := map[firmware.Firmware]bool{}
 	for i, f := range c.Firmware {
 		key := fmt.Sprintf("firmware[%d]", i)
 		switch {
-		case f != BIOS && f != EFI:
-			bad(key, string(f), "unknown firmware: must be %s or %s", BIOS, EFI)
+		case f != firmware.BIOS && f != firmware.EFI:
+			bad(key, string(f), "unknown firmware: must be %s or %s", firmware.BIOS, firmware.EFI)
 		case seen[f]:
 			bad(key, string(f), "listed twice")
 		}
@@ -82,9 +84,9 @@ func (c Config) Validate() error {
 		bad("images.pxeServer", c.Images.PXEServer, "not an image reference")
 	}
 	t := c.Timeouts
-	for _, f := range t.fields() {
-		if *f.value <= 0 {
-			bad("timeouts."+f.key, f.value.String(), "must be positive")
+	for _, f := range t.Fields() {
+		if *f.Value <= 0 {
+			bad("timeouts."+f.Key, f.Value.String(), "must be positive")
 		}
 	}
 	if c.EmulationScale < 1 {

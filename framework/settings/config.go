@@ -1,18 +1,10 @@
-package config
+package settings
 
 import (
 	"slices"
 	"time"
-)
 
-// Firmware names a guest firmware a PXE spec boots with.
-type Firmware string
-
-const (
-	// BIOS is SeaBIOS with its output on the serial console.
-	BIOS Firmware = "bios"
-	// EFI is OVMF without secure boot (the iPXE ROM is unsigned).
-	EFI Firmware = "efi"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 )
 
 // Config is everything a run of the suite can be told.
@@ -32,7 +24,7 @@ type Config struct {
 	// Namespace is the prefix of the namespaces specs create, as <prefix>-<random>.
 	Namespace string `json:"namespace"`
 	// Firmware lists the firmware the PXE specs run with, each once.
-	Firmware []Firmware `json:"firmware"`
+	Firmware []firmware.Firmware `json:"firmware"`
 	// Kubeconfig selects an existing cluster; empty means the suite creates a kind cluster.
 	Kubeconfig string `json:"kubeconfig"`
 	// KeepOnFailure leaves a failed spec's namespace and objects in place for debugging.
@@ -53,23 +45,46 @@ type Images struct {
 	PXEServer string `json:"pxeServer"`
 }
 
-// Timeouts bound the waits of a spec. Each bounds one step and starts when the step before it
-// ended, so a slow step cannot eat a later step's time.
+// Timeouts bound every wait of a run. Each bounds one step and starts when the step before it
+// ended, so a slow step cannot eat a later step's time; the local lab uses the same bounds, with
+// a QEMU guest in place of the VMI. Each field's key under "timeouts" and what it bounds are in
+// Fields.
 type Timeouts struct {
-	// VMIRunning bounds VMI creation to phase Running.
+	// VMIRunning bounds VMI creation to phase Running (lab: QEMU's start to the firmware's
+	// first words on the console).
 	VMIRunning time.Duration
-	// DHCP bounds Running to the PXE server's DHCP acknowledgement for the MAC.
+	// BootMenu bounds the wait for the firmware's boot menu prompt after unpausing, which the
+	// procedure answers to boot at once; a prompt that never shows costs this bound only.
+	BootMenu time.Duration
+	// IPXE bounds Running to iPXE opening the bridge interface on the serial console.
+	IPXE time.Duration
+	// Screenshot bounds capturing a boot screen that is not blank.
+	Screenshot time.Duration
+	// DHCP bounds iPXE opening the interface to the PXE server's DHCP acknowledgement.
 	DHCP time.Duration
 	// PXEBoot bounds the DHCP acknowledgement to kernel and initramfs served.
 	PXEBoot time.Duration
 	// GuestReady bounds the payload served to the guest's ready line on the console.
 	GuestReady time.Duration
-	// SSH bounds an SSH login to the guest, port-forward included.
+	// SSH bounds an SSH login to the guest, port-forward included, and each command over it.
 	SSH time.Duration
 	// ConsoleLogin bounds a root login on the serial console.
 	ConsoleLogin time.Duration
+	// PXEServer bounds the PXE server pod's creation to serving (image pull included).
+	PXEServer time.Duration
+	// NodeProbe bounds one command run on a node (a probe pod's whole life).
+	NodeProbe time.Duration
 	// Cleanup bounds the deletion of what a spec created.
 	Cleanup time.Duration
+}
+
+// Spec is the bound of a whole spec: every step's bound in turn, with the cleanup.
+func (t Timeouts) Spec() time.Duration {
+	var sum time.Duration
+	for _, f := range t.Fields() {
+		sum += *f.Value
+	}
+	return sum
 }
 
 // DefaultMAC is the PXE interface's MAC in the documented procedure.
@@ -87,16 +102,21 @@ func Default() Config {
 		Bridge:          "br1",
 		IsolationBridge: "br2",
 		Namespace:       "pxec",
-		Firmware:        []Firmware{BIOS, EFI},
+		Firmware:        []firmware.Firmware{firmware.BIOS, firmware.EFI},
 		ArtifactsDir:    "_artifacts",
 		Images:          Images{PXEServer: DefaultPXEServerImage},
 		Timeouts: Timeouts{
 			VMIRunning:   3 * time.Minute,
+			BootMenu:     10 * time.Second,
+			IPXE:         time.Minute,
+			Screenshot:   time.Minute,
 			DHCP:         time.Minute,
 			PXEBoot:      time.Minute,
 			GuestReady:   2 * time.Minute,
 			SSH:          time.Minute,
 			ConsoleLogin: time.Minute,
+			PXEServer:    3 * time.Minute,
+			NodeProbe:    2 * time.Minute,
 			Cleanup:      3 * time.Minute,
 		},
 		EmulationScale: 3,
@@ -105,8 +125,8 @@ func Default() Config {
 
 // Scale returns the timeouts multiplied by factor.
 func (t Timeouts) Scale(factor float64) Timeouts {
-	for _, f := range t.fields() {
-		*f.value = time.Duration(float64(*f.value) * factor)
+	for _, f := range t.Fields() {
+		*f.Value = time.Duration(float64(*f.Value) * factor)
 	}
 	return t
 }

@@ -1,10 +1,12 @@
-package config
+package settings
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 )
 
 func TestValidateNamesKeyAndValue(t *testing.T) {
@@ -29,7 +31,7 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "15-byte bridge", change: func(c *Config) { c.Bridge = "br-0123456789ab" }},
 		{name: "existing kubeconfig", change: func(c *Config) { c.Kubeconfig = kubeconfig }},
 		{name: "artifacts dir to be created", change: func(c *Config) { c.ArtifactsDir = filepath.Join(dir, "new", "deeper") }},
-		{name: "one firmware", change: func(c *Config) { c.Firmware = []Firmware{EFI} }},
+		{name: "one firmware", change: func(c *Config) { c.Firmware = []firmware.Firmware{firmware.EFI} }},
 
 		{name: "malformed MAC", change: func(c *Config) { c.MAC = "de:00:zz" },
 			want: []string{`mac "de:00:zz": not a MAC address such as de:00:00:00:00:de`}},
@@ -71,9 +73,9 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 			want: []string{`namespace "pxe.c": not a DNS-1123 label`}},
 		{name: "namespace prefix too long for the random part", change: func(c *Config) { c.Namespace = strings.Repeat("n", 58) },
 			want: []string{`namespace "` + strings.Repeat("n", 58) + `": longer than 57 characters, leaving no room for -<random>`}},
-		{name: "unknown firmware", change: func(c *Config) { c.Firmware = []Firmware{BIOS, "uefi"} },
+		{name: "unknown firmware", change: func(c *Config) { c.Firmware = []firmware.Firmware{firmware.BIOS, "uefi"} },
 			want: []string{`firmware[1] "uefi": unknown firmware: must be bios or efi`}},
-		{name: "firmware twice", change: func(c *Config) { c.Firmware = []Firmware{EFI, EFI} },
+		{name: "firmware twice", change: func(c *Config) { c.Firmware = []firmware.Firmware{firmware.EFI, firmware.EFI} },
 			want: []string{`firmware[1] "efi": listed twice`}},
 		{name: "no firmware", change: func(c *Config) { c.Firmware = nil },
 			want: []string{`firmware "": must name at least one of bios, efi`}},
@@ -94,8 +96,9 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{name: "zero and negative timeouts", change: func(c *Config) { c.Timeouts.DHCP = 0; c.Timeouts.Cleanup = -1 },
 			want: []string{`timeouts.dhcp "0s": must be positive`, `timeouts.cleanup "-1ns": must be positive`}},
 		{name: "every timeout is checked", change: func(c *Config) { c.Timeouts = Timeouts{} },
-			want: []string{`timeouts.vmiRunning "0s"`, `timeouts.dhcp "0s"`, `timeouts.pxeBoot "0s"`, `timeouts.guestReady "0s"`,
-				`timeouts.ssh "0s"`, `timeouts.consoleLogin "0s"`, `timeouts.cleanup "0s"`}},
+			want: []string{`timeouts.vmiRunning "0s"`, `timeouts.bootMenu "0s"`, `timeouts.ipxe "0s"`, `timeouts.screenshot "0s"`,
+				`timeouts.dhcp "0s"`, `timeouts.pxeBoot "0s"`, `timeouts.guestReady "0s"`, `timeouts.ssh "0s"`,
+				`timeouts.consoleLogin "0s"`, `timeouts.pxeServer "0s"`, `timeouts.nodeProbe "0s"`, `timeouts.cleanup "0s"`}},
 		{name: "emulation scale below one", change: func(c *Config) { c.EmulationScale = 0.5 },
 			want: []string{`emulationScale 0.5: must be at least 1`}},
 		{name: "every problem at once", change: func(c *Config) { c.MAC = "x"; c.VLAN = 5000 },
