@@ -37,7 +37,7 @@ func (s *Spec) SaveScreenshot(dir string) (string, error) {
 // It goes on past a failing item and returns every error joined.
 func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 	// An interrupted run still collects: the caller's context may be the one cancelled.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.env.Config.Timeouts.Cleanup)
 	defer cancel()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -56,8 +56,8 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 		}
 		write(name, b)
 	}
-	if s.Console != nil {
-		if err := s.Console.WriteTranscript(filepath.Join(dir, "console.log")); err != nil {
+	if s.Guest != nil && s.Guest.Console() != nil {
+		if err := s.Guest.Console().WriteTranscript(filepath.Join(dir, "console.log")); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -67,8 +67,8 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 		}
 	}
 	write("timings.txt", []byte(s.Timings.String()+"\n"))
-	if s.VMI != nil {
-		if got, err := s.env.Virt.VirtualMachineInstance(s.Namespace).Get(ctx, s.VMI.Name, metav1.GetOptions{}); err != nil {
+	if s.Guest != nil {
+		if got, err := s.env.Virt.VirtualMachineInstance(s.Namespace).Get(ctx, s.Guest.VMI.Name, metav1.GetOptions{}); err != nil {
 			errs = append(errs, fmt.Errorf("get VMI: %w", err))
 		} else {
 			writeYAML("vmi.yaml", got)

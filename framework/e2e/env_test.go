@@ -67,3 +67,15 @@ func TestSuiteNamespacesAdmitPrivilegedPods(t *testing.T) {
 		t.Errorf("labels %v", l)
 	}
 }
+
+func TestLabelValueFitsALabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"PXE booting [bios] follows the procedure": "pxe-booting-bios-follows-the-procedure",
+		"  --x--  ":               "x",
+		strings.Repeat("ab ", 40): strings.Trim(strings.Repeat("ab-", 21)[:63], "-"),
+	} {
+		if got := labelValue(in); got != want {
+			t.Errorf("labelValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -13,12 +13,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/console"
 	"github.com/pxe-conformance/pxe-conformance/framework/e2e"
 	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
-	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
+	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
+	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
 	"github.com/pxe-conformance/pxe-conformance/suites/labels"
 )
 
@@ -51,17 +53,22 @@ func deployServer(ctx context.Context, s *e2e.Spec, bridge string, vlan int, all
 	By(fmt.Sprintf("PXE server %s/%s runs on node %s at %s", srv.Namespace, srv.Name, srv.Node, srv.Address))
 }
 
-// bootVMI creates the VMI and waits until it runs with its console attached.
-func bootVMI(ctx context.Context, s *e2e.Spec, c e2e.VMIConfig) {
+// bootVMI creates the documented VMI (vmi.PXEClient) with the bridge interface's MAC on nad,
+// starts it with its console attached, and returns the procedure for that MAC.
+func bootVMI(ctx context.Context, s *e2e.Spec, mac, nad string, fw firmware.Firmware, opts ...vmi.Option) *procedure.Boot {
 	GinkgoHelper()
-	order := "bootOrder 1"
-	if c.NoBootOrder {
-		order = "no bootOrder"
+	v := vmi.PXEClient("pxe-guest", mac, nad, fw, append([]vmi.Option{vmi.WithNodeSelector(corev1.LabelHostname, s.NodeOf())}, opts...)...)
+	order, validate := "bootOrder 1", vmi.Validate
+	if iface := v.Spec.Domain.Devices.Interfaces[1]; iface.BootOrder == nil {
+		order, validate = "no bootOrder", vmi.ValidateNoBootOrder
 	}
-	By(fmt.Sprintf("Create the VirtualMachineInstance: eth0 masquerade on the pod network, eth1 bridge on %s with MAC %s and %s, %s firmware", c.NAD, c.MAC, order, c.Firmware))
-	Expect(s.CreateVMI(ctx, c)).To(Succeed())
+	By(fmt.Sprintf("Create the VirtualMachineInstance: eth0 masquerade on the pod network, eth1 bridge on %s with MAC %s and %s, %s firmware", nad, mac, order, fw))
+	Expect(validate(v)).To(Succeed())
 	By("Wait for the VMI to run, attach its serial console, unpause it")
-	Expect(s.WaitRunning(ctx)).To(Succeed())
+	Expect(s.StartVMI(ctx, v)).To(Succeed())
+	boot, err := s.Boot(mac)
+	Expect(err).NotTo(HaveOccurred())
+	return boot
 }
 
 func firmwareLabel(f firmware.Firmware) string {
@@ -79,138 +86,135 @@ func skipUnlessFirmware(f firmware.Firmware) {
 }
 
 var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", Label(labels.PXE), func() {
-	for _, fw := range []firmware.Firmware{firmware.BIOS, firmware.EFI} {
-		It(fmt.Sprintf("follows the documented procedure with %s firmware", fw), Label(firmwareLabel(fw), labels.Certification), func(ctx SpecContext) {
+	for _, fw := range firmware.All {
+		It(fmt.Sprintf("follows the documented procedure with %s firmware", fw), Label(firmwareLabel(fw), labels.Certification), specTimeout(), func(ctx SpecContext) {
 			skipUnlessFirmware(fw)
 			s := newSpec(ctx)
 			mac := env.Config.MAC
 			setUpNetwork(ctx, s, env.Config.AllowList())
-			bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: fw, Node: s.NodeOf()})
+			boot := bootVMI(ctx, s, mac, vmNAD, fw)
 
 			By("Watch the boot: iPXE opens the bridge interface on the serial console")
-			line, err := s.WaitIPXE(ctx, mac)
+			line, err := boot.WaitIPXE(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			GinkgoWriter.Printf("console: %q\n", line)
 
 			By("View the VM using VNC: capture the boot screen as a PNG")
-			img, err := s.CaptureScreen(ctx)
+			s.Screenshot, err = boot.CaptureScreen(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			png, err := s.SaveScreenshot(artifactDir(CurrentSpecReport()))
 			Expect(err).NotTo(HaveOccurred())
-			AddReportEntry("boot screen", fmt.Sprintf("%s (%dx%d)", png, img.Bounds().Dx(), img.Bounds().Dy()))
+			AddReportEntry("boot screen", fmt.Sprintf("%s (%dx%d)", png, s.Screenshot.Bounds().Dx(), s.Screenshot.Bounds().Dy()))
 
 			By("The PXE server answers the VM's DHCP with its reserved address")
-			ack, err := s.WaitDHCP(ctx, mac)
+			ack, err := boot.WaitDHCP(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(ack.IP).NotTo(BeEmpty())
 
 			By("The PXE server serves the iPXE script, kernel and initramfs over HTTP")
-			payload, err := s.WaitPayload(ctx, mac)
+			payload, err := boot.WaitPayload(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(payload.Kernel.Bytes).To(BeNumerically("==", fileSize(env.Payload.Kernel)), "kernel bytes served")
 			Expect(payload.Initrd.Bytes).To(BeNumerically("==", fileSize(env.Payload.Initrd)), "initramfs bytes served")
 
 			By("The guest is ready: its ready line carries the MAC and the served script's nonce")
-			ready, err := s.WaitReady(ctx)
+			ready, err := boot.WaitReady(ctx)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(ready.MAC.String()).To(Equal(mac))
-			Expect(ready.Nonce).To(Equal(payload.Nonce), "the guest booted from another script than the one served to %s", mac)
+			Expect(boot.CheckReady(ready, payload.Nonce)).To(Succeed(), "the guest booted from another script than the one served to %s", mac)
 
 			By("Log in over SSH (KubeVirt port-forward) with the host key pinned from the console")
-			client, err := s.SSH(ctx, ready.HostKeyFingerprint)
+			client, err := s.SSH(ctx, boot, ready.HostKeyFingerprint)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(client.Close)
 
 			By("Log in on the serial console")
-			host, err := s.Login(ctx)
+			host, err := s.Login(ctx, boot)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(host).NotTo(BeEmpty())
 
 			By("Verify eth1 carries the specified MAC and has no IP address")
-			ifs, err := client.Interfaces(ctx)
+			ifs, err := boot.Interfaces(ctx, client)
 			Expect(err).NotTo(HaveOccurred())
-			eth1, ok := guestssh.InterfaceByName(ifs, "eth1")
-			Expect(ok).To(BeTrue(), "the guest has no eth1: %v", ifs)
-			Expect(eth1.MAC.String()).To(Equal(mac))
-			Expect(eth1.IPv4).To(BeEmpty(), "eth1 IPv4 addresses")
-			Expect(eth1.IPv6).To(BeEmpty(), "eth1 IPv6 addresses")
+			eth1, err := procedure.CheckBridgeNIC(ifs, "eth1", boot.MAC)
+			Expect(err).NotTo(HaveOccurred())
+			GinkgoWriter.Println(eth1)
 
 			By("Verify eth0 (pod network) has an IPv4 address")
-			eth0, ok := guestssh.InterfaceByName(ifs, "eth0")
-			Expect(ok).To(BeTrue(), "the guest has no eth0: %v", ifs)
-			Expect(eth0.IPv4).NotTo(BeEmpty(), "eth0 IPv4 addresses")
+			eth0, err := procedure.CheckPodNIC(ifs, "eth0")
+			Expect(err).NotTo(HaveOccurred())
+			GinkgoWriter.Println(eth0)
 
 			By("The PXE server's events for the MAC tell the same story")
-			events, err := s.EventsFor(ctx, mac)
+			events, err := boot.Events(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(kinds(events)).To(ContainElements(pxe.KindDHCPAck, pxe.KindScript, pxe.KindHTTP))
 			Expect(kinds(events)).NotTo(ContainElement(pxe.KindDHCPIgnored))
-			AddReportEntry("boot chain", e2e.BootChain(events))
-			s.Timings.Mark(e2e.StepDone)
+			AddReportEntry("boot chain", procedure.BootChain(events))
+			s.Timings.Mark(procedure.StepDone)
 		})
 	}
 })
 
 var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), func() {
-	It("never answers a VMI whose MAC is not on the PXE server's allow-list, and says so at once", Label(labels.BIOS, labels.Certification), func(ctx SpecContext) {
+	It("never answers a VMI whose MAC is not on the PXE server's allow-list, and says so at once", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
 		s := newSpec(ctx)
 		allowed := env.Config.AllowList()
 		unknown := unlistedMAC(allowed)
 		setUpNetwork(ctx, s, allowed)
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: unknown, NAD: vmNAD, Firmware: firmware.BIOS, Node: s.NodeOf()})
+		boot := bootVMI(ctx, s, unknown, vmNAD, firmware.BIOS)
 
 		By("iPXE opens the bridge interface and asks for DHCP")
-		_, err := s.WaitIPXE(ctx, unknown)
+		_, err := boot.WaitIPXE(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		start := time.Now()
 		By("The wait for DHCP fails fast, naming the missing answer")
-		_, err = s.WaitDHCP(ctx, unknown)
-		Expect(err).To(MatchError(e2e.ErrNoDHCPAnswer))
+		_, err = boot.WaitDHCP(ctx)
+		Expect(err).To(MatchError(procedure.ErrNoDHCPAnswer))
 		Expect(err.Error()).To(ContainSubstring("no DHCP answer for " + unknown))
 		Expect(err.Error()).To(ContainSubstring(pxe.ReasonNotAllowListed))
 		AddReportEntry("failed fast", fmt.Sprintf("%.1fs after iPXE opened the NIC: %v", time.Since(start).Seconds(), err))
 
 		By("The PXE server offered nothing to the MAC")
-		events, err := s.EventsFor(ctx, unknown)
+		events, err := boot.Events(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(kinds(events)).NotTo(ContainElements(pxe.KindDHCPOffer))
 		Expect(kinds(events)).NotTo(ContainElements(pxe.KindDHCPAck))
 	})
 
-	It("never tries a bridge interface without bootOrder", Label(labels.BIOS, labels.Certification), func(ctx SpecContext) {
+	It("never tries a bridge interface without bootOrder", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
 		s := newSpec(ctx)
 		mac := env.Config.MAC
 		setUpNetwork(ctx, s, env.Config.AllowList())
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: firmware.BIOS, NoBootOrder: true, Node: s.NodeOf()})
+		boot := bootVMI(ctx, s, mac, vmNAD, firmware.BIOS, vmi.WithoutBootOrder(vmi.PXEInterface))
 
 		By("SeaBIOS finds nothing to boot")
 		c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.GuestReady)
 		defer cancel()
-		_, err := s.Console.Expect(c, console.Phrase("No bootable device"), console.Named("SeaBIOS giving up"),
-			console.FailOn(regexp.MustCompile(`net\d+: `+regexp.QuoteMeta(mac))))
+		_, err := s.Guest.Console().Expect(c, console.Phrase("No bootable device"), console.Named("SeaBIOS giving up"),
+			console.FailOn(procedure.IPXELine(boot.MAC)))
 		Expect(err).NotTo(HaveOccurred(), "the NIC without bootOrder must not be tried")
 
 		By("The PXE server never heard from the MAC")
-		events, err := s.EventsFor(ctx, mac)
+		events, err := boot.Events(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(dhcpEvents(events)).To(BeEmpty())
 	})
 
-	It("gets no DHCP answer when the PXE server is down", Label(labels.BIOS, labels.Certification), func(ctx SpecContext) {
+	It("gets no DHCP answer when the PXE server is down", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
 		s := newSpec(ctx)
 		mac := env.Config.MAC
 		setUpNetwork(ctx, s, env.Config.AllowList())
 		By("Take the PXE server down")
 		Expect(s.PXE.Delete(ctx)).To(Succeed())
-		bootVMI(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: firmware.BIOS, Node: s.NodeOf()})
-		_, err := s.WaitIPXE(ctx, mac)
+		boot := bootVMI(ctx, s, mac, vmNAD, firmware.BIOS)
+		_, err := boot.WaitIPXE(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		expectDHCPTimeout(ctx, s)
 	})
 })
 
 var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), func() {
-	It("keeps a VMI on another bridge away from the PXE server", Label(labels.BIOS), func(ctx SpecContext) {
+	It("keeps a VMI on another bridge away from the PXE server", Label(labels.BIOS), specTimeout(), func(ctx SpecContext) {
 		if env.IsolationReason != "" {
 			Skip(env.IsolationReason)
 		}
@@ -219,10 +223,10 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 		setUpNetwork(ctx, s, env.Config.AllowList())
 		By(fmt.Sprintf("Attach the VMI to bridge %s instead of %s", env.Config.IsolationBridge, env.Config.Bridge))
 		Expect(s.CreateNAD(ctx, "other-net", env.Config.IsolationBridge, env.Config.VLAN)).To(Succeed())
-		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: "other-net", Firmware: firmware.BIOS, Node: s.NodeOf()})
+		expectUnheard(ctx, s, mac, "other-net")
 	})
 
-	It("keeps two networks on different VLANs of one bridge apart", Label(labels.BIOS, labels.VLAN), func(ctx SpecContext) {
+	It("keeps two networks on different VLANs of one bridge apart", Label(labels.BIOS, labels.VLAN), specTimeout(), func(ctx SpecContext) {
 		if env.VLANReason != "" {
 			Skip(env.VLANReason)
 		}
@@ -237,20 +241,20 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 		By(fmt.Sprintf("PXE server on VLAN %d of %s, VMI on VLAN %d", serverVLAN, bridge, vmVLAN))
 		deployServer(ctx, s, bridge, serverVLAN, env.Config.AllowList())
 		Expect(s.CreateNAD(ctx, vmNAD, bridge, vmVLAN)).To(Succeed())
-		expectUnheard(ctx, s, e2e.VMIConfig{MAC: mac, NAD: vmNAD, Firmware: firmware.BIOS, Node: s.NodeOf()})
+		expectUnheard(ctx, s, mac, vmNAD)
 	})
 })
 
-// expectUnheard boots a VMI whose bridge interface cannot reach the running PXE server: iPXE
+// expectUnheard boots a VMI whose bridge interface on nad cannot reach the running PXE server: iPXE
 // asks for DHCP in vain, and the server's log holds no DHCP message from the MAC.
-func expectUnheard(ctx context.Context, s *e2e.Spec, c e2e.VMIConfig) {
+func expectUnheard(ctx context.Context, s *e2e.Spec, mac, nad string) {
 	GinkgoHelper()
-	bootVMI(ctx, s, c)
-	_, err := s.WaitIPXE(ctx, c.MAC)
+	boot := bootVMI(ctx, s, mac, nad, firmware.BIOS)
+	_, err := boot.WaitIPXE(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	expectDHCPTimeout(ctx, s)
 	By("The PXE server never heard from the MAC")
-	events, err := s.EventsFor(ctx, c.MAC)
+	events, err := boot.Events(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(dhcpEvents(events)).To(BeEmpty())
 }
@@ -261,7 +265,7 @@ func expectDHCPTimeout(ctx context.Context, s *e2e.Spec) {
 	By("iPXE's DHCP times out: no address is ever configured")
 	c, cancel := context.WithTimeout(ctx, 2*env.Config.Timeouts.DHCP)
 	defer cancel()
-	_, err := s.Console.Expect(c, regexp.MustCompile(`No configuration methods succeeded|Connection timed out|No bootable device`),
+	_, err := s.Guest.Console().Expect(c, regexp.MustCompile(`No configuration methods succeeded|Connection timed out|No bootable device`),
 		console.Named("iPXE giving up on DHCP"), console.FailOn(regexp.MustCompile(`net\d+: \d+\.\d+\.\d+\.\d+/`)))
 	Expect(err).NotTo(HaveOccurred())
 }

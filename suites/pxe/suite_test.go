@@ -44,7 +44,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	env, err = e2e.Setup(ctx, cfg, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
 	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", cfg.Kubeconfig, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
-}, NodeTimeout(30*time.Minute))
+}, NodeTimeout(setupBound))
 
 // After every spec has cleaned up: Setup's own namespace goes, and then nothing the suite
 // created may be left. (A DeferCleanup in BeforeSuite would run after this check.)
@@ -53,7 +53,7 @@ var _ = AfterSuite(func(ctx SpecContext) {
 		return
 	}
 	Expect(env.Finish(ctx, !env.Config.KeepOnFailure)).To(Succeed())
-}, NodeTimeout(4*time.Minute))
+}, NodeTimeout(2*cfg.Timeouts.Cleanup))
 
 // Reports on every run, also a dry run: JUnit, Ginkgo's JSON, and the specs' step timings.
 var _ = ReportAfterSuite("reports", func(report Report) {
@@ -78,6 +78,21 @@ var _ = ReportAfterSuite("reports", func(report Report) {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(os.WriteFile(filepath.Join(dir, "timings.json"), b, 0o644)).To(Succeed())
 })
+
+// setupBound bounds BeforeSuite: preflight's node probes and, on a first run, the guest
+// payload's download and build.
+const setupBound = 30 * time.Minute
+
+// specTimeout bounds a spec by the sum of its steps' bounds (settings.Timeouts.Spec), scaled
+// for emulation: the spec tree is built before preflight knows whether KubeVirt emulates, so
+// the bound assumes it does.
+func specTimeout() SpecTimeout {
+	c := cfg
+	if loadErr != nil {
+		c = settings.Default()
+	}
+	return SpecTimeout(c.ForEmulation().Timeouts.Spec())
+}
 
 // timingsEntry names the report entry that carries a spec's step timings.
 const timingsEntry = "step timings"
@@ -105,7 +120,7 @@ func newSpec(ctx context.Context) *e2e.Spec {
 			}
 		}
 		Expect(s.Delete(ctx)).To(Succeed())
-	}, NodeTimeout(env.Config.Timeouts.Cleanup+2*time.Minute))
+	}, NodeTimeout(2*env.Config.Timeouts.Cleanup))
 	return s
 }
 

@@ -1,4 +1,4 @@
-package e2e
+package procedure
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Step names a milestone of the procedure, measured from the VMI's creation.
+// Step names a milestone of the procedure, measured from the guest's creation.
 type Step string
 
 // The milestones, in the order a successful boot reaches them.

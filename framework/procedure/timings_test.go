@@ -1,4 +1,4 @@
-package e2e
+package procedure
 
 import (
 	"strings"
@@ -23,18 +23,6 @@ func TestTimingsKeepFirstMarkInOrder(t *testing.T) {
 	}
 	if s := tm.String(); !strings.HasPrefix(s, "running=") || !strings.Contains(s, " dhcp=") {
 		t.Errorf("String() = %q", s)
-	}
-}
-
-func TestLabelValueFitsALabel(t *testing.T) {
-	for in, want := range map[string]string{
-		"PXE booting [bios] follows the procedure": "pxe-booting-bios-follows-the-procedure",
-		"  --x--  ":               "x",
-		strings.Repeat("ab ", 40): strings.Trim(strings.Repeat("ab-", 21)[:63], "-"),
-	} {
-		if got := labelValue(in); got != want {
-			t.Errorf("labelValue(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

@@ -1,0 +1,142 @@
+package vmiguest
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"net"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kvv1 "kubevirt.io/api/core/v1"
+	"kubevirt.io/client-go/kubecli"
+	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/console"
+	"github.com/pxe-conformance/pxe-conformance/framework/kubevirt"
+	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
+	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
+	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
+)
+
+// Server is the PXE server a guest boots from, as far as the procedure reads it
+// (framework/pxepod's Server is one).
+type Server interface {
+	// Events returns the server's events for mac.
+	Events(ctx context.Context, mac string) ([]pxe.Event, error)
+}
+
+// Config says how Start runs a guest.
+type Config struct {
+	// Timeouts bound the start (VMIRunning, BootMenu).
+	Timeouts settings.Timeouts
+	// Timings gets time zero at the VMI's creation and the "running" milestone; nil records
+	// nothing.
+	Timings *procedure.Timings
+	// Server is the PXE server whose events the procedure reads; nil when there is none (the
+	// guest's events are then always empty).
+	Server Server
+}
+
+// Guest is a running VMI with its serial console attached: a procedure.Target.
+type Guest struct {
+	// VMI is the VMI as created.
+	VMI *kvv1.VirtualMachineInstance
+
+	virt    kubecli.KubevirtClient
+	console *console.Console
+	server  Server
+}
+
+// Start creates v (in v.Namespace) paused, waits for it to run, attaches its serial console,
+// unpauses it and answers the firmware's boot menu. An attach to a VMI already running was
+// tried: once in five it gave a stream that stayed silent for minutes. The returned Guest is
+// non-nil also on error once the VMI exists; Close releases the console (the VMI goes with its
+// namespace).
+func Start(ctx context.Context, virt kubecli.KubevirtClient, v *kvv1.VirtualMachineInstance, c Config) (*Guest, error) {
+	paused := kvv1.StartStrategyPaused
+	v = v.DeepCopy()
+	v.Spec.StartStrategy = &paused
+	if c.Timings != nil {
+		c.Timings.Start()
+	}
+	vmis := virt.VirtualMachineInstance(v.Namespace)
+	created, err := vmis.Create(ctx, v, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create VMI %s/%s: %w", v.Namespace, v.Name, err)
+	}
+	g := &Guest{VMI: created, virt: virt, server: c.Server}
+	if _, err := kubevirt.WaitVMIRunning(ctx, virt, v.Namespace, v.Name, c.Timeouts.VMIRunning); err != nil {
+		return g, err
+	}
+	if c.Timings != nil {
+		c.Timings.Mark(procedure.StepRunning)
+	}
+	stream, err := vmis.SerialConsole(v.Name, &kvcorev1.SerialConsoleOptions{ConnectionTimeout: c.Timeouts.VMIRunning})
+	if err != nil {
+		return g, fmt.Errorf("serial console of %s/%s: %w", v.Namespace, v.Name, err)
+	}
+	if g.console, err = console.New(stream.AsConn()); err != nil {
+		return g, err
+	}
+	if err := vmis.Unpause(ctx, v.Name, &kvv1.UnpauseOptions{}); err != nil {
+		return g, fmt.Errorf("unpause VMI %s/%s: %w", v.Namespace, v.Name, err)
+	}
+	b := procedure.Boot{Target: g, Firmware: vmi.FirmwareOf(v), Timeouts: c.Timeouts}
+	b.SkipBootMenu(ctx)
+	return g, nil
+}
+
+// Console is the guest's serial console.
+func (g *Guest) Console() *console.Console { return g.console }
+
+// Events returns the PXE server's events for mac (none without a server).
+func (g *Guest) Events(ctx context.Context, mac net.HardwareAddr) ([]pxe.Event, error) {
+	if g.server == nil {
+		return nil, nil
+	}
+	return g.server.Events(ctx, mac.String())
+}
+
+// Screen captures the guest's display once over KubeVirt's VNC subresource.
+func (g *Guest) Screen(ctx context.Context) (*image.RGBA, error) {
+	ns, name := g.VMI.Namespace, g.VMI.Name
+	stream, err := g.virt.VirtualMachineInstance(ns).VNC(name, false)
+	if err != nil {
+		return nil, fmt.Errorf("VNC of %s/%s: %w", ns, name, err)
+	}
+	conn := stream.AsConn()
+	defer conn.Close()
+	c, err := vnc.Connect(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("VNC of %s/%s: %w", ns, name, err)
+	}
+	defer c.Close()
+	img, err := c.Capture(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("VNC of %s/%s: %w", ns, name, err)
+	}
+	return img, nil
+}
+
+// DialSSH opens KubeVirt's port-forward to the guest's port 22.
+func (g *Guest) DialSSH(context.Context) (net.Conn, error) {
+	ns, name := g.VMI.Namespace, g.VMI.Name
+	stream, err := g.virt.VirtualMachineInstance(ns).PortForward(name, 22, "tcp")
+	if err != nil {
+		return nil, fmt.Errorf("port-forward to %s/%s:22: %w", ns, name, err)
+	}
+	return stream.AsConn(), nil
+}
+
+// Explain returns err as it is: the VMI's own story is in the artifacts of a failed spec.
+func (g *Guest) Explain(err error) error { return err }
+
+// Close releases the serial console.
+func (g *Guest) Close() error {
+	if g.console == nil {
+		return nil
+	}
+	return g.console.Close()
+}
