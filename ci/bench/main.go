@@ -32,6 +32,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/lab"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
 func main() {
@@ -76,7 +77,7 @@ func run(ctx context.Context, fw firmware.Firmware, boots int) error {
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("bench: load average before: %s", load)
 	}
-	mac, _ := net.ParseMAC(lab.DefaultMAC)
+	mac, _ := net.ParseMAC(settings.DefaultMAC)
 	methods := []method{
 		{"direct", bootDirect},
 		{"dnsmasq", bootDnsmasq},
@@ -206,7 +207,8 @@ func sshVerified(ctx context.Context, l *lab.Lab, gc lab.GuestConfig, wantNonce 
 	if err != nil {
 		return 0, err
 	}
-	r, err := g.WaitReady(ctx)
+	b := l.Procedure(g, lab.TimeoutsFor(gc.Accel))
+	r, err := b.WaitReady(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -216,17 +218,14 @@ func sshVerified(ctx context.Context, l *lab.Lab, gc lab.GuestConfig, wantNonce 
 	} else if want = pxe.LastScriptNonce(l.PXE.Events(nil)); want == "" {
 		return 0, errors.New("the PXE server served no script")
 	}
-	if r.Nonce != want || r.MAC.String() != gc.MAC.String() {
-		return 0, fmt.Errorf("ready line %s: want MAC %s and nonce %s", r, gc.MAC, want)
+	if err := b.CheckReady(r, want); err != nil {
+		return 0, err
 	}
-	client, err := g.SSH(ctx, r.HostKeyFingerprint)
+	client, err := b.SSH(ctx, l.Keys, r.HostKeyFingerprint, gc.Name)
 	if err != nil {
 		return 0, err
 	}
 	defer client.Close()
-	if _, err := client.Output(ctx, "true"); err != nil {
-		return 0, err
-	}
 	return time.Since(g.Machine.Started), nil
 }
 

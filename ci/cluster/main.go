@@ -33,6 +33,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/node"
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
 	"github.com/pxe-conformance/pxe-conformance/framework/kvm"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
 func main() {
@@ -159,7 +160,11 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 	if err := install(ctx, c, o, probe.Usable, out, cfg.bridge, cfg.isolation); err != nil {
 		return err
 	}
-	if err := prove(ctx, c, cfg.bridge, out); err != nil {
+	proof := settings.Default()
+	if !probe.Usable {
+		proof = proof.ForEmulation()
+	}
+	if err := prove(ctx, c, cfg.bridge, proof.Timeouts, out); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\ncluster: %s is up and PXE-capable in %s\n", cfg.name, time.Since(start).Round(time.Second))

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strings"
+	"net"
 	"time"
 
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
@@ -14,19 +13,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"kubevirt.io/client-go/kubecli"
-	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
 	kvbuild "github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/kubevirt"
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
-	"github.com/pxe-conformance/pxe-conformance/framework/console"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/kubevirt"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
+	"github.com/pxe-conformance/pxe-conformance/framework/vmiguest"
 )
-
-// proofMAC is the MAC the documented procedure gives the VM's bridge interface.
-const proofMAC = "de:00:00:00:00:de"
 
 // install puts Multus and KubeVirt into the cluster and creates the node bridge on every node.
 // The isolation bridge, when named, is a second bridge that nothing connects to the first.
@@ -74,8 +72,9 @@ func install(ctx context.Context, c *cluster.Cluster, o build.Options, kvm bool,
 	return nil
 }
 
-// prove starts the documented VMI on the bridge and waits for iPXE on its serial console.
-func prove(ctx context.Context, c *cluster.Cluster, bridge string, out io.Writer) (err error) {
+// prove starts the documented VMI (vmi.PXEClient) on the bridge, as the suite does, and waits
+// for iPXE to open its bridge interface on the serial console, with the suite's bounds (to).
+func prove(ctx context.Context, c *cluster.Cluster, bridge string, to settings.Timeouts, out io.Writer) (err error) {
 	kube, err := kubernetes.NewForConfig(c.REST)
 	if err != nil {
 		return err
@@ -93,7 +92,7 @@ func prove(ctx context.Context, c *cluster.Cluster, bridge string, out io.Writer
 		return fmt.Errorf("create proof namespace: %w", err)
 	}
 	defer func() {
-		c2, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		c2, cancel := context.WithTimeout(context.Background(), to.Cleanup)
 		defer cancel()
 		if derr := kube.CoreV1().Namespaces().Delete(c2, ns.Name, metav1.DeleteOptions{}); derr != nil {
 			err = errors.Join(err, fmt.Errorf("delete proof namespace %s: %w", ns.Name, derr))
@@ -107,48 +106,29 @@ func prove(ctx context.Context, c *cluster.Cluster, bridge string, out io.Writer
 	if _, err := nads.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns.Name).Create(ctx, nad, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create NetworkAttachmentDefinition %s/%s: %w", ns.Name, nad.Name, err)
 	}
-	v := vmi.New("pxe-check",
-		vmi.WithNamespace(ns.Name),
-		vmi.WithMemory("512Mi"),
-		vmi.WithInterface(vmi.MasqueradeInterface("default")),
-		vmi.WithNetwork(vmi.PodNetwork()),
-		vmi.WithInterface(vmi.BridgeInterface("pxe-net", vmi.WithMAC(proofMAC), vmi.WithBootOrder(1))),
-		vmi.WithNetwork(vmi.MultusNetwork("pxe-net", nad.Name)),
-		vmi.WithSerialBIOS(),
-		vmi.WithRNG(),
-		vmi.WithTerminationGracePeriod(0),
-	)
+	mac := settings.DefaultMAC
+	v := vmi.PXEClient("pxe-check", mac, nad.Name, firmware.BIOS, vmi.WithNamespace(ns.Name))
 	if err := vmi.Validate(v); err != nil {
 		return err
 	}
-	created := time.Now()
-	if _, err := virt.VirtualMachineInstance(ns.Name).Create(ctx, v, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create VMI %s/%s: %w", ns.Name, v.Name, err)
+	timings := &procedure.Timings{}
+	g, err := vmiguest.Start(ctx, virt, v, vmiguest.Config{Timeouts: to, Timings: timings})
+	if g != nil {
+		defer g.Close()
 	}
-	if _, err := kubevirt.WaitVMIRunning(ctx, virt, ns.Name, v.Name, 5*time.Minute); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "cluster: VMI %s/%s Running %.1fs after creation\n", ns.Name, v.Name, time.Since(created).Seconds())
-
-	stream, err := virt.VirtualMachineInstance(ns.Name).SerialConsole(v.Name, &kvcorev1.SerialConsoleOptions{ConnectionTimeout: time.Minute})
-	if err != nil {
-		return fmt.Errorf("serial console of %s/%s: %w", ns.Name, v.Name, err)
-	}
-	con, err := console.New(stream.AsConn())
 	if err != nil {
 		return err
 	}
-	defer con.Close()
-	wait, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	// The console attaches once the VMI runs, so iPXE's banner may already be gone; these two
-	// lines are iPXE's own (SeaBIOS prints neither) and name the interface by its MAC.
-	mac := regexp.QuoteMeta(proofMAC)
-	m, err := con.Expect(wait, regexp.MustCompile(`net\d+: `+mac+` using \S+ on|Configuring \(net\d+ `+mac+`\)`), console.Named("iPXE opening the bridge interface"))
+	fmt.Fprintf(out, "cluster: VMI %s/%s Running %s after creation\n", ns.Name, v.Name, timings)
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return err
+	}
+	b := procedure.Boot{Target: g, MAC: hw, Firmware: firmware.BIOS, Timeouts: to, Timings: timings}
+	line, err := b.WaitIPXE(ctx)
 	if err != nil {
 		return fmt.Errorf("VMI %s/%s: %w", ns.Name, v.Name, err)
 	}
-	fmt.Fprintf(out, "cluster: the VMI's serial console shows iPXE on its bridge interface (%q) %.1fs after creation (iPXE banner seen: %v)\n",
-		m[0], time.Since(created).Seconds(), strings.Contains(con.Text(), "iPXE"))
+	fmt.Fprintf(out, "cluster: the VMI's serial console shows iPXE on its bridge interface (%q): %s after creation\n", line, timings)
 	return nil
 }

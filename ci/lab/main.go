@@ -26,12 +26,13 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/lab"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
 func main() {
 	firmwares := flag.String("firmware", "bios,efi", "comma-separated firmware to boot: bios, efi")
-	macFlag := flag.String("mac", lab.DefaultMAC, "MAC of the VM's bridge interface")
+	macFlag := flag.String("mac", settings.DefaultMAC, "MAC of the VM's bridge interface")
 	sweep := flag.Bool("sweep", false, "only delete lab namespaces left by runs that were killed")
 	artifacts := flag.String("artifacts", envOr("ARTIFACTS", "_artifacts"), "directory for console transcripts")
 	flag.Parse()
@@ -138,7 +139,7 @@ func procedure(ctx context.Context, payload *bootimage.Payload, mac net.Hardware
 	if !v.Passed() {
 		return v, v.Err()
 	}
-	g, res, err := l.Boot(ctx, lab.GuestConfig{Name: "pxe-client-" + string(fw), MAC: mac, Firmware: fw, Accel: accel, VNC: true}, lab.DefaultTimeouts(accel), v)
+	g, res, err := l.Boot(ctx, lab.GuestConfig{Name: "pxe-client-" + string(fw), MAC: mac, Firmware: fw, Accel: accel, VNC: true}, lab.TimeoutsFor(accel), v)
 	if res != nil && res.Screenshot != nil {
 		path := filepath.Join(artifacts, "lab", "pxe-client-"+string(fw)+"-boot-screen.png")
 		if werr := writePNG(path, res); werr == nil {

@@ -255,7 +255,7 @@ func (e *Env) Close(ctx context.Context) error {
 	if e.runnerNS == "" || e.Kube == nil {
 		return nil
 	}
-	err := deleteNamespace(ctx, e.Kube, e.runnerNS, 2*time.Minute)
+	err := deleteNamespace(ctx, e.Kube, e.runnerNS, e.Config.Timeouts.Cleanup)
 	e.runnerNS = ""
 	return err
 }

@@ -11,16 +11,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
-	"time"
 
-	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/console"
 	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
-	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
+	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
@@ -66,9 +63,6 @@ type Guest struct {
 	sshPort int
 	dir     string // per-guest files (the VNC socket)
 }
-
-// iPXE's own words when it gives up on every network device.
-var ipxeGaveUp = console.Phrase("No configuration methods succeeded")
 
 // StartGuest attaches a tap device for the guest to the bridge and starts QEMU. The returned
 // Guest (non-nil also on error once anything was created) must be stopped with Stop.
@@ -142,10 +136,24 @@ func (g *Guest) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Screenshot captures the guest's display over VNC once the firmware has drawn on it (QEMU's
-// own 640x480 "display not initialized" notice does not count), as the documentation views
-// the VMI's boot screen with VNC.
-func (g *Guest) Screenshot(ctx context.Context) (*image.RGBA, error) {
+// Procedure is the documented procedure for g on this lab: its console, its screen over VNC,
+// its SSH port through QEMU's port forward in the lab's namespace, and the lab's PXE server.
+func (l *Lab) Procedure(g *Guest, to settings.Timeouts) *procedure.Boot {
+	return &procedure.Boot{Target: target{g}, MAC: g.Config.MAC, Firmware: g.Config.Firmware, Timeouts: to}
+}
+
+// target is a lab guest as the procedure sees it.
+type target struct{ g *Guest }
+
+func (t target) Console() *console.Console { return t.g.Console }
+
+func (t target) Events(_ context.Context, mac net.HardwareAddr) ([]pxe.Event, error) {
+	return t.g.lab.PXE.Events(mac), nil
+}
+
+// Screen captures the guest's display once over its VNC socket.
+func (t target) Screen(ctx context.Context) (*image.RGBA, error) {
+	g := t.g
 	if g.dir == "" {
 		return nil, fmt.Errorf("screenshot %s: the guest has no VNC display (GuestConfig.VNC)", g.Config.Name)
 	}
@@ -159,85 +167,29 @@ func (g *Guest) Screenshot(ctx context.Context) (*image.RGBA, error) {
 		return nil, fmt.Errorf("screenshot %s: %w", g.Config.Name, err)
 	}
 	defer c.Close()
-	for {
-		img, err := c.Capture(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("screenshot %s: %w", g.Config.Name, err)
-		}
-		if b := img.Bounds(); !vnc.IsBlank(img) && !(b.Dx() == 640 && b.Dy() == 480 && g.Config.Firmware == firmware.BIOS) {
-			return img, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("screenshot %s: the firmware never drew on the display: %w", g.Config.Name, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// Expect waits for re on the console and, when the wait fails, says why in the lab's terms:
-// QEMU's own exit message, or what the PXE server saw from this guest's MAC when iPXE gave up.
-func (g *Guest) Expect(ctx context.Context, name string, re *regexp.Regexp) ([]string, error) {
-	m, err := g.Console.Expect(ctx, re, console.Named(name), console.FailOn(ipxeGaveUp))
-	if err == nil {
-		return m, nil
-	}
-	if exit := g.Machine.ExitError(); exit != nil {
-		return nil, fmt.Errorf("%s: %w", exit, err)
-	}
-	// The PXE server's view only explains a wait that iPXE was part of.
-	ipxeRan := strings.Contains(g.Console.Text(), "iPXE")
-	if errors.Is(err, console.ErrFailPattern) || (ctx.Err() != nil && ipxeRan) {
-		if why := g.DHCPDiagnosis(); why != "" {
-			return nil, fmt.Errorf("%s; %w", why, err)
-		}
-	}
-	return nil, err
-}
-
-// DHCPDiagnosis explains, from the PXE server's event log, why this guest got no DHCP answer;
-// it is empty when the server did answer.
-func (g *Guest) DHCPDiagnosis() string {
-	why, _ := pxe.DHCPDiagnosis(g.Config.MAC.String(), g.lab.PXE.Events(g.Config.MAC))
-	return why
-}
-
-// WaitReady waits for the guest's ready line and parses it.
-func (g *Guest) WaitReady(ctx context.Context) (bootimage.Ready, error) {
-	m, err := g.Expect(ctx, "guest ready line", regexp.MustCompile(bootimage.ReadyPattern))
+	img, err := c.Capture(ctx)
 	if err != nil {
-		return bootimage.Ready{}, err
+		return nil, fmt.Errorf("screenshot %s: %w", g.Config.Name, err)
 	}
-	return bootimage.ParseReady(m[0])
+	return img, nil
 }
 
-// SSH connects to the guest's sshd over its pod NIC (QEMU's port forward, inside the lab's
-// namespace), pinning the host key to the fingerprint the guest printed on its console.
-func (g *Guest) SSH(ctx context.Context, hostKeyFingerprint string) (*guestssh.Client, error) {
-	addr := fmt.Sprintf("127.0.0.1:%d", g.sshPort)
-	dial := func(ctx context.Context) (net.Conn, error) { return g.lab.NS.DialContext(ctx, "tcp", addr) }
-	return guestssh.Dial(ctx, dial, guestssh.Config{
-		User:               "root",
-		Signer:             g.lab.Keys.Signer(),
-		HostKeyFingerprint: hostKeyFingerprint,
-		HostKeyAlgorithms:  []string{bootimage.HostKeyAlgorithm},
-		Name:               g.Config.Name,
-		RetryInterval:      100 * time.Millisecond,
-	})
+// DialSSH reaches the guest's sshd over its pod NIC (QEMU's port forward, inside the lab's
+// namespace).
+func (t target) DialSSH(ctx context.Context) (net.Conn, error) {
+	return t.g.lab.NS.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", t.g.sshPort))
 }
 
-// Login logs in as root on the serial console with the run's password.
-func (g *Guest) Login(ctx context.Context) error {
-	return g.Console.Login(ctx, "root", g.lab.Password)
+// Explain puts QEMU's own exit message, when it has exited, before a failed wait.
+func (t target) Explain(err error) error {
+	if exit := t.g.Machine.ExitError(); exit != nil {
+		return fmt.Errorf("%s: %w", exit, err)
+	}
+	return err
 }
 
 func newNonce() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// macLine matches iPXE naming the NIC it opens, with the MAC it found.
-func macLine(mac net.HardwareAddr) *regexp.Regexp {
-	return regexp.MustCompile(`net\d+: ` + regexp.QuoteMeta(strings.ToLower(mac.String())))
 }

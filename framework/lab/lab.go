@@ -15,9 +15,6 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 )
 
-// DefaultMAC is the MAC the documented procedure gives the VM's bridge interface.
-const DefaultMAC = "de:00:00:00:00:de"
-
 // Lab addresses. They exist only inside the lab's own namespace: 192.0.2.0/24 is TEST-NET-1,
 // reserved for documentation, so nothing real can ever be behind it.
 var (

@@ -17,6 +17,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
@@ -141,10 +142,10 @@ func TestPXEBootFollowsTheDocumentedProcedure(t *testing.T) {
 			p, accel := testPayload(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			mac := mustMAC(t, DefaultMAC)
+			mac := mustMAC(t, settings.DefaultMAC)
 			l := startLab(t, ctx, mac)
 			v := NewVerdict(string(fw), nil)
-			g, res, err := l.Boot(ctx, GuestConfig{Name: "pxe-" + string(fw), MAC: mac, Firmware: fw, Accel: accel, VNC: true}, DefaultTimeouts(accel), v)
+			g, res, err := l.Boot(ctx, GuestConfig{Name: "pxe-" + string(fw), MAC: mac, Firmware: fw, Accel: accel, VNC: true}, TimeoutsFor(accel), v)
 			keepGuest(t, g)
 			if err != nil {
 				var b strings.Builder
@@ -223,10 +224,10 @@ func TestUnknownMACGetsNoDHCPAnswer(t *testing.T) {
 	_, accel := testPayload(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	known, unknown := mustMAC(t, DefaultMAC), mustMAC(t, "de:00:00:00:00:ad")
+	known, unknown := mustMAC(t, settings.DefaultMAC), mustMAC(t, "de:00:00:00:00:ad")
 	l := startLab(t, ctx, known)
 	v := NewVerdict("unknown MAC", nil)
-	g, _, err := l.Boot(ctx, GuestConfig{Name: "pxe-unknown", MAC: unknown, Firmware: firmware.BIOS, Accel: accel}, DefaultTimeouts(accel), v)
+	g, _, err := l.Boot(ctx, GuestConfig{Name: "pxe-unknown", MAC: unknown, Firmware: firmware.BIOS, Accel: accel}, TimeoutsFor(accel), v)
 	keepGuest(t, g)
 	if err == nil {
 		t.Fatal("a guest whose MAC is not on the allow-list booted")
@@ -258,7 +259,7 @@ func TestNICWithoutBootOrderIsNeverTried(t *testing.T) {
 	_, accel := testPayload(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	mac := mustMAC(t, DefaultMAC)
+	mac := mustMAC(t, settings.DefaultMAC)
 	l := startLab(t, ctx, mac)
 	g, err := l.StartGuest(ctx, GuestConfig{Name: "no-boot-order", MAC: mac, Firmware: firmware.BIOS, Accel: accel, NoBootOrder: true})
 	keepGuest(t, g)
@@ -266,7 +267,7 @@ func TestNICWithoutBootOrderIsNeverTried(t *testing.T) {
 		t.Fatal(err)
 	}
 	// SeaBIOS runs out of boot devices without ever starting iPXE.
-	c, cancel := context.WithTimeout(ctx, DefaultTimeouts(accel).DHCP)
+	c, cancel := context.WithTimeout(ctx, TimeoutsFor(accel).DHCP)
 	defer cancel()
 	if _, err := g.Console.Expect(c, regexp.MustCompile(`No bootable device`)); err != nil {
 		t.Fatalf("SeaBIOS did not give up: %v", err)
