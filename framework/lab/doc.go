@@ -4,7 +4,9 @@
 // guests shaped like KubeVirt VMIs (eth0 on user-mode networking standing in for the pod network,
 // eth1 on the bridge with the specified MAC and boot order 1).
 //
-// It proves the parts every KubeVirt spec stands on (the PXE server, the guest payload, the
+// Boot runs framework/procedure's steps on a QEMU guest with the lab's in-process PXE server,
+// one verdict line per documented step; the suite runs the same steps on a VMI. It proves the
+// parts every KubeVirt spec stands on (the PXE server, the guest payload, the
 // console expecter, the SSH checker) before any cluster exists, and it is the benchmark's bench.
 // Everything it creates lives in its namespace: deleting the namespace removes every link, and
 // QEMU dies with the process that started it. Sweep removes what a killed run left.
