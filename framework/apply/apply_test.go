@@ -18,24 +18,16 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-const testManifest = `---
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: kubevirt
----
-apiVersion: apiextensions.k8s.io/v1
+const testManifest = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata:
-  name: kubevirts.kubevirt.io
+metadata: {name: things.example.com}
 ---
-# a comment-only document
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: virt-operator
-  namespace: kubevirt
+# only a comment
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: runner, namespace: pxec}
 `
 
 func TestDecodeKeepsOrderAndSkipsEmptyDocuments(t *testing.T) {
@@ -47,7 +39,7 @@ func TestDecodeKeepsOrderAndSkipsEmptyDocuments(t *testing.T) {
 	for _, o := range objs {
 		got = append(got, o.GetKind()+"/"+o.GetName())
 	}
-	want := "Namespace/kubevirt CustomResourceDefinition/kubevirts.kubevirt.io Deployment/virt-operator"
+	want := "CustomResourceDefinition/things.example.com ServiceAccount/runner"
 	if strings.Join(got, " ") != want {
 		t.Errorf("objects %v, want %s", got, want)
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/pxe-conformance/pxe-conformance/fixtures/manifests"
 	"github.com/pxe-conformance/pxe-conformance/framework/apply"
+	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 )
 
 // Image names the offline builder (ci/imagebuilder/network) produces; WithImage replaces them
@@ -479,38 +480,28 @@ func (c *clients) deleteDaemonSet(ctx context.Context, r apply.Ref, timeout time
 func cleanupPod(component, node string, s installSettings) *corev1.Pod {
 	sum := sha256.Sum256([]byte(node))
 	privileged := true
-	noToken := false
 	dirType := corev1.HostPathDirectoryOrCreate
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      "pxec-" + component + "-cleanup-" + hex.EncodeToString(sum[:])[:10],
-			Namespace: metav1.NamespaceSystem,
-			Labels:    map[string]string{apply.ManagedByLabel: apply.ManagedByValue, "app.kubernetes.io/name": "pxec-" + component + "-cleanup"},
+	p := nodeexec.HostPod(metav1.ObjectMeta{
+		Name:      "pxec-" + component + "-cleanup-" + hex.EncodeToString(sum[:])[:10],
+		Namespace: metav1.NamespaceSystem,
+		Labels:    map[string]string{"app.kubernetes.io/name": "pxec-" + component + "-cleanup"},
+	}, node, corev1.Container{
+		Name:            "cleanup",
+		Image:           s.image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{setupBinary, "cleanup", "--owner=" + component,
+			"--bin-dir=" + s.binDir, "--conf-dir=" + s.confDir},
+		SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "cni-bin", MountPath: hostMountRoot + s.binDir},
+			{Name: "cni-conf", MountPath: hostMountRoot + s.confDir},
 		},
-		Spec: corev1.PodSpec{
-			NodeName:                     node,
-			HostNetwork:                  true,
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: &noToken,
-			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{
-				Name:            "cleanup",
-				Image:           s.image,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command: []string{setupBinary, "cleanup", "--owner=" + component,
-					"--bin-dir=" + s.binDir, "--conf-dir=" + s.confDir},
-				SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
-				VolumeMounts: []corev1.VolumeMount{
-					{Name: "cni-bin", MountPath: hostMountRoot + s.binDir},
-					{Name: "cni-conf", MountPath: hostMountRoot + s.confDir},
-				},
-			}},
-			Volumes: []corev1.Volume{
-				{Name: "cni-bin", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.binDir, Type: &dirType}}},
-				{Name: "cni-conf", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.confDir, Type: &dirType}}},
-			},
-		},
+	})
+	p.Spec.Volumes = []corev1.Volume{
+		{Name: "cni-bin", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.binDir, Type: &dirType}}},
+		{Name: "cni-conf", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.confDir, Type: &dirType}}},
 	}
+	return p
 }
 
 // cleanNodes runs a cleanup pod on each node, waits for all of them to finish, and deletes

@@ -114,25 +114,14 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	noToken := false
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      "pxec-node-exec-" + hex.EncodeToString(b[:]),
-			Namespace: r.namespace,
-			Labels:    map[string]string{apply.ManagedByLabel: apply.ManagedByValue, "app.kubernetes.io/name": "pxec-node-exec"},
-		},
-		Spec: corev1.PodSpec{
-			NodeName:                     node,
-			HostNetwork:                  true,
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: &noToken,
-			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{
-				Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
-				SecurityContext: r.securityContext(),
-			}},
-		},
-	}
+	pod := HostPod(metav1.ObjectMeta{
+		Name:      "pxec-node-exec-" + hex.EncodeToString(b[:]),
+		Namespace: r.namespace,
+		Labels:    map[string]string{"app.kubernetes.io/name": "pxec-node-exec"},
+	}, node, corev1.Container{
+		Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
+		SecurityContext: r.securityContext(),
+	})
 	cmdline := command.Line(argv...)
 	pods := r.kube.CoreV1().Pods(r.namespace)
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{FieldManager: apply.FieldManager}); err != nil {
@@ -175,6 +164,29 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 			&command.Error{Command: cmdline, Output: string(out), Err: fmt.Errorf("exit status %d", term.ExitCode)})
 	}
 	return out, nil
+}
+
+// HostPod is the one-shot pod that runs ctr on node's host network, as meta names it: never
+// restarted, without a service account token, tolerating every taint, and labelled ours
+// (apply.ManagedByLabel) besides meta's labels.
+func HostPod(meta metav1.ObjectMeta, node string, ctr corev1.Container) *corev1.Pod {
+	noToken := false
+	labels := map[string]string{apply.ManagedByLabel: apply.ManagedByValue}
+	for k, v := range meta.Labels {
+		labels[k] = v
+	}
+	meta.Labels = labels
+	return &corev1.Pod{
+		ObjectMeta: meta,
+		Spec: corev1.PodSpec{
+			NodeName:                     node,
+			HostNetwork:                  true,
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: &noToken,
+			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:                   []corev1.Container{ctr},
+		},
+	}
 }
 
 // securityContext adds the runner's capabilities, if any, to the container's defaults.
