@@ -19,6 +19,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
 	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/kubevirt"
+	"github.com/pxe-conformance/pxe-conformance/framework/multus"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
 	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
@@ -31,7 +32,7 @@ import (
 func install(ctx context.Context, c *cluster.Cluster, o build.Options, kvm bool, out io.Writer, bridge, isolation string) error {
 	p := o.Progress
 	if err := p.Step("install Multus", func() error {
-		_, err := network.InstallMultus(ctx, c.REST, network.WithLog(out))
+		_, err := multus.InstallMultus(ctx, c.REST, multus.WithLog(out))
 		return err
 	}); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/kubevirt"
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/network"
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/node"
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
 // target is one thing the builder can make.
@@ -78,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		names, err := t.build(ctx, o)
 		if err != nil {
 			fmt.Fprintf(stderr, "imagebuilder: target %s failed: %v\nfull log: %s\n", t.name, err, logPath)
-			var runErr *build.RunError
+			var runErr *command.Error
 			if errors.As(err, &runErr) {
 				fmt.Fprintf(stderr, "failed command: %s\n", runErr.Command)
 			}

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
 // Package is one Debian package the payload was built from.
@@ -52,14 +54,14 @@ type apt struct {
 	logf func(format string, args ...any)
 }
 
-func (a apt) cmd(dir, name string, args ...string) command {
-	return command{dir: dir, env: []string{"LC_ALL=C"}, name: name, args: args}
+func (a apt) cmd(dir, name string, args ...string) hostCmd {
+	return hostCmd{dir: dir, env: []string{"LC_ALL=C"}, name: name, args: args}
 }
 
 // run runs an apt command and marks failures that an update may cure.
-func (a apt) run(ctx context.Context, c command) ([]byte, error) {
+func (a apt) run(ctx context.Context, c hostCmd) ([]byte, error) {
 	out, err := c.run(ctx)
-	var ce *CommandError
+	var ce *command.Error
 	if errors.As(err, &ce) && aptUnknownOutput(ce.Output) {
 		return out, fmt.Errorf("%w: %w", errAptUnknown, err)
 	}

@@ -347,11 +347,11 @@ func TestBuildUpdatesAptListsOnceForAnUnknownPackage(t *testing.T) {
 
 func TestCommandLineQuotesForAShell(t *testing.T) {
 	tests := []struct {
-		cmd  command
+		cmd  hostCmd
 		want string
 	}{
-		{command{name: "apt-get", args: []string{"download", "libc6=2.36-9+deb12u14"}}, "apt-get download libc6=2.36-9+deb12u14"},
-		{command{dir: "/tmp/a b", env: []string{"LC_ALL=C"}, name: "dpkg-deb", args: []string{"-x", "it's.deb", ""}}, `cd '/tmp/a b' && LC_ALL=C dpkg-deb -x 'it'\''s.deb' ''`},
+		{hostCmd{name: "apt-get", args: []string{"download", "libc6=2.36-9+deb12u14"}}, "apt-get download libc6=2.36-9+deb12u14"},
+		{hostCmd{dir: "/tmp/a b", env: []string{"LC_ALL=C"}, name: "dpkg-deb", args: []string{"-x", "it's.deb", ""}}, `cd '/tmp/a b' && LC_ALL=C dpkg-deb -x 'it'\''s.deb' ''`},
 	}
 	for _, tt := range tests {
 		if got := tt.cmd.String(); got != tt.want {

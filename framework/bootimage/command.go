@@ -1,38 +1,15 @@
 package bootimage
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"os/exec"
-	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
-// CommandError reports a failed external command with the exact command line,
-// ready to paste into a shell, and everything it printed.
-type CommandError struct {
-	// Command is the shell-quoted command line, with its directory and
-	// environment overrides.
-	Command string
-	// Output is the command's stdout followed by its stderr.
-	Output string
-	// Err is the error from running or waiting for the command.
-	Err error
-}
-
-func (e *CommandError) Error() string {
-	out := strings.TrimRight(e.Output, "\n")
-	if out == "" {
-		out = "(no output)"
-	}
-	return fmt.Sprintf("command failed: %s: %v\n%s", e.Command, e.Err, out)
-}
-
-func (e *CommandError) Unwrap() error { return e.Err }
-
-// command describes one external command; env entries are added to the
+// hostCmd describes one external command; env entries are added to the
 // inherited environment.
-type command struct {
+type hostCmd struct {
 	dir  string
 	env  []string
 	name string
@@ -40,22 +17,11 @@ type command struct {
 }
 
 // String renders the command as a shell line that reproduces it.
-func (c command) String() string {
-	var b strings.Builder
-	if c.dir != "" {
-		b.WriteString("cd " + shellQuote(c.dir) + " && ")
-	}
-	for _, e := range c.env {
-		b.WriteString(shellQuote(e) + " ")
-	}
-	b.WriteString(shellQuote(c.name))
-	for _, a := range c.args {
-		b.WriteString(" " + shellQuote(a))
-	}
-	return b.String()
+func (c hostCmd) String() string {
+	return command.LineIn(c.dir, c.env, append([]string{c.name}, c.args...)...)
 }
 
-func (c command) exec(ctx context.Context) *exec.Cmd {
+func (c hostCmd) exec(ctx context.Context) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.name, c.args...)
 	cmd.Dir = c.dir
 	if len(c.env) > 0 {
@@ -65,25 +31,7 @@ func (c command) exec(ctx context.Context) *exec.Cmd {
 }
 
 // run runs the command and returns its stdout; on failure the error is a
-// *CommandError carrying stdout and stderr.
-func (c command) run(ctx context.Context) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := c.exec(ctx)
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
-		return stdout.Bytes(), &CommandError{Command: c.String(), Output: stdout.String() + stderr.String(), Err: err}
-	}
-	return stdout.Bytes(), nil
-}
-
-// shellQuote quotes s for a POSIX shell unless it needs no quoting.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=+:,./@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// *command.Error carrying stdout and stderr.
+func (c hostCmd) run(ctx context.Context) ([]byte, error) {
+	return command.Output(ctx, c.exec(ctx))
 }

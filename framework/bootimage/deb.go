@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
 // walkDeb calls fn for every member of a package's data tarball, which
@@ -16,7 +18,7 @@ import (
 func walkDeb(ctx context.Context, deb string, fn func(*tar.Header, io.Reader) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := command{name: "dpkg-deb", args: []string{"--fsys-tarfile", deb}}
+	c := hostCmd{name: "dpkg-deb", args: []string{"--fsys-tarfile", deb}}
 	cmd := c.exec(ctx)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -25,7 +27,7 @@ func walkDeb(ctx context.Context, deb string, fn func(*tar.Header, io.Reader) er
 		return fmt.Errorf("start %s: %w", c, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return &CommandError{Command: c.String(), Err: err}
+		return &command.Error{Command: c.String(), Err: err}
 	}
 	walkErr := func() error {
 		tr := tar.NewReader(stdout)
@@ -51,7 +53,7 @@ func walkDeb(ctx context.Context, deb string, fn func(*tar.Header, io.Reader) er
 	// Drain trailing padding so dpkg-deb does not die of a broken pipe.
 	_, _ = io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err != nil {
-		return &CommandError{Command: c.String(), Output: stderr.String(), Err: err}
+		return &command.Error{Command: c.String(), Output: stderr.String(), Err: err}
 	}
 	return nil
 }
@@ -68,7 +70,7 @@ func unpackDeb(ctx context.Context, deb, dir string) error {
 		return fmt.Errorf("unpack %s: %w", filepath.Base(deb), err)
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := (command{name: "dpkg-deb", args: []string{"-x", deb, tmp}}).run(ctx); err != nil {
+	if _, err := (hostCmd{name: "dpkg-deb", args: []string{"-x", deb, tmp}}).run(ctx); err != nil {
 		return fmt.Errorf("unpack %s: %w", filepath.Base(deb), err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {

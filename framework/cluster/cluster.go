@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 	"github.com/pxe-conformance/pxe-conformance/framework/kvm"
 )
 
@@ -240,11 +240,12 @@ func (c *Cluster) node(name string) (nodes.Node, error) {
 	return nil, fmt.Errorf("kind cluster %s has no node %q", c.Name, name)
 }
 
-// withKindOutput adds the command line and output that kind's exec errors carry but do not print.
+// withKindOutput adds what kind's exec errors carry but do not print: a *command.Error with
+// the pasteable command line and its output.
 func withKindOutput(err error) error {
 	var runErr *kindexec.RunError
 	if errors.As(err, &runErr) {
-		return fmt.Errorf("%w\ncommand: %s\noutput:\n%s", err, runErr.PrettyCommand(), bytes.TrimSpace(runErr.Output))
+		return fmt.Errorf("%w\n%w", err, &command.Error{Command: command.Line(runErr.Command...), Output: string(runErr.Output), Err: runErr.Inner})
 	}
 	return err
 }

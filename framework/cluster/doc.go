@@ -4,5 +4,7 @@
 //
 // A *Cluster undoes only what it did: Delete removes a cluster that CreateKind made (and the
 // temporary kubeconfig it wrote), and does nothing to a cluster found with Existing. /dev/kvm is
-// handed to the nodes only where framework/kvm's probe finds that it can run a guest.
+// handed to the nodes only where framework/kvm's probe finds that it can run a guest. NodeExec
+// (`docker exec` on a kind node, a framework/nodeexec Runner) is for the kind lab's own setup
+// only; everything else reaches nodes through the API.
 package cluster

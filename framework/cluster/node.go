@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,10 +11,14 @@ import (
 
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
-// NodeExec runs argv on a node of a kind cluster and returns its standard output; the error
-// carries the command line, and the command's standard error and output.
+// NodeExec runs argv on a node of a kind cluster with `docker exec` and returns its standard
+// output; a failure is a *command.Error with the `docker exec` line and what the command
+// printed. It satisfies framework/nodeexec's Runner, for the kind lab's setup only: the suite
+// reaches nodes through the API (nodeexec.PodRunner), as on any vendor's cluster.
 func (c *Cluster) NodeExec(ctx context.Context, node string, argv ...string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("exec on node %s: empty command", node)
@@ -25,8 +30,13 @@ func (c *Cluster) NodeExec(ctx context.Context, node string, argv ...string) ([]
 	var stdout, stderr bytes.Buffer
 	err = n.CommandContext(ctx, argv[0], argv[1:]...).SetStdout(&stdout).SetStderr(&stderr).Run()
 	if err != nil {
-		return stdout.Bytes(), fmt.Errorf("exec on node %s: %s: %w\nstderr:\n%s\nstdout:\n%s",
-			node, kindexec.PrettyCommand(argv[0], argv[1:]...), err, bytes.TrimSpace(stderr.Bytes()), bytes.TrimSpace(stdout.Bytes()))
+		cmdErr := &command.Error{Command: command.Line(argv...), Output: stdout.String() + stderr.String(), Err: err}
+		var runErr *kindexec.RunError
+		if errors.As(err, &runErr) {
+			// kind's error holds the whole `docker exec` line: the one to paste.
+			cmdErr.Command, cmdErr.Err = command.Line(runErr.Command...), runErr.Inner
+		}
+		return stdout.Bytes(), fmt.Errorf("exec on node %s: %w", node, cmdErr)
 	}
 	return stdout.Bytes(), nil
 }
@@ -94,14 +104,7 @@ func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
 	return nil
 }
 
-// dockerOutput runs docker with args; the error carries the command line and its stderr.
+// dockerOutput runs docker with args; a failure is a *command.Error.
 func dockerOutput(ctx context.Context, args ...string) ([]byte, error) {
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("%s: %w\n%s", kindexec.PrettyCommand("docker", args...), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return out, nil
+	return command.Output(ctx, exec.CommandContext(ctx, "docker", args...))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
@@ -38,7 +39,7 @@ type Env struct {
 	// Node runs read-only commands on nodes: a short-lived host-network pod in a namespace of
 	// the suite's own, on every cluster (the lab's too), so the path a lab run exercises is the
 	// one a vendor's cluster gets.
-	Node network.NodeRunner
+	Node nodeexec.Runner
 	// KubeVirtVersion is the running KubeVirt's version.
 	KubeVirtVersion string
 	// Emulation says KubeVirt emulates the CPU (useEmulation), which scales the timeouts.
@@ -128,10 +129,11 @@ func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, e
 		return nil, fmt.Errorf("preflight: create the node probe namespace: %w", err)
 	}
 	e.runnerNS = ns.Name
-	if e.Node, err = network.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer); err != nil {
+	probeTimeout := nodeexec.WithPodTimeout(e.Config.Timeouts.NodeProbe)
+	if e.Node, err = nodeexec.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer, probeTimeout); err != nil {
 		return nil, err
 	}
-	linkRunner, err := network.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer, network.WithCapabilities("NET_ADMIN"))
+	linkRunner, err := nodeexec.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer, probeTimeout, nodeexec.WithCapabilities("NET_ADMIN"))
 	if err != nil {
 		return nil, err
 	}

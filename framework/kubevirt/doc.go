@@ -7,4 +7,6 @@
 // resource to become Available. A cluster that already runs KubeVirt (a vendor's certification
 // cluster, say) is detected and left exactly as it is; Uninstall then does nothing. Otherwise
 // Uninstall deletes what Install created, in reverse order, and waits for the namespaces to go.
+// Applying, recording and undoing are framework/apply's; this package adds what is KubeVirt's:
+// the checks on the manifest, the resource, and the waits for Available and virt-api.
 package kubevirt

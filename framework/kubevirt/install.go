@@ -2,7 +2,6 @@ package kubevirt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,22 +9,19 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	kvv1 "kubevirt.io/api/core/v1"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/apply"
 )
 
 const (
-	fieldManager = "pxe-conformance"
 	kubeVirtCRD  = "kubevirts.kubevirt.io"
 	pollInterval = 2 * time.Second
 	reportEvery  = 15 * time.Second
@@ -35,7 +31,6 @@ var (
 	kubeVirtGVR = kvv1.SchemeGroupVersion.WithResource("kubevirts")
 	crdGVR      = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	apiSvcGVR   = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
-	namespaceGV = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 )
 
 // Installation is the KubeVirt of one cluster as Install found or made it.
@@ -54,24 +49,9 @@ type Installation struct {
 	// manifest was applied.
 	AvailableAfter time.Duration
 
-	created []objectRef // what Install created, in order
-	crMade  bool
+	applied *apply.Applier // what Install created, for Uninstall
 	opts    options
 	dyn     dynamic.Interface
-}
-
-// objectRef names one object Install created.
-type objectRef struct {
-	GVR             schema.GroupVersionResource
-	Namespace, Name string
-	Kind            string
-}
-
-func (r objectRef) String() string {
-	if r.Namespace == "" {
-		return r.Kind + " " + r.Name
-	}
-	return r.Kind + " " + r.Namespace + "/" + r.Name
 }
 
 // Install makes sure KubeVirt runs in the cluster cfg points at. If KubeVirt is already
@@ -116,7 +96,7 @@ func Install(ctx context.Context, cfg *rest.Config, opts ...Option) (*Installati
 	if len(o.manifest) == 0 {
 		return nil, fmt.Errorf("install kubevirt: no operator manifest (WithOperatorManifest or WithOperatorManifestFile)")
 	}
-	objs, err := parseManifest(o.manifest)
+	objs, err := apply.Decode(o.manifest)
 	if err == nil {
 		err = checkOperatorManifest(objs, o.namespace)
 	}
@@ -129,8 +109,21 @@ func Install(ctx context.Context, cfg *rest.Config, opts ...Option) (*Installati
 		inst.Emulation, inst.EmulationReason = EmulationNeeded(ctx)
 	}
 
+	inst.applied, err = apply.New(cfg,
+		apply.WithExisting(apply.ApplyOver),
+		apply.WithNamespace(o.namespace),
+		apply.WithEstablishTimeout(o.availableTimeout),
+		apply.WithDeleteTimeout(o.deleteTimeout),
+		// The operator's finalizer removes what it deployed; it must be done before the
+		// operator goes.
+		apply.WithWaitGone("KubeVirt"),
+		apply.WithLog(o.progress, "kubevirt: "))
+	if err != nil {
+		return nil, fmt.Errorf("install kubevirt: %w", err)
+	}
 	start := time.Now()
-	if err := inst.applyManifest(ctx, cfg, objs); err != nil {
+	fmt.Fprintf(o.progress, "kubevirt: applying %d objects of the operator manifest\n", len(objs))
+	if err := inst.applied.Apply(ctx, objs...); err != nil {
 		return inst, fmt.Errorf("install kubevirt: %w", err)
 	}
 	if err := inst.createKubeVirt(ctx); err != nil {
@@ -207,75 +200,6 @@ func toKubeVirt(u *unstructured.Unstructured) (*kvv1.KubeVirt, error) {
 	return kv, nil
 }
 
-// applyManifest server-side applies each object in order, recording the ones that did not
-// exist before, and waits for each applied CRD to be established.
-func (i *Installation) applyManifest(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("discovery client: %w", err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	fmt.Fprintf(i.opts.progress, "kubevirt: applying %d objects of the operator manifest\n", len(objs))
-	for _, u := range objs {
-		gvk := u.GroupVersionKind()
-		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if meta.IsNoMatchError(err) {
-			// A kind from a CRD applied just before: discovery must be read again.
-			mapper.Reset()
-			mapping, err = mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		}
-		if err != nil {
-			return fmt.Errorf("map %s %s: %w", gvk.Kind, u.GetName(), err)
-		}
-		ref := objectRef{GVR: mapping.Resource, Name: u.GetName(), Kind: gvk.Kind}
-		var res dynamic.ResourceInterface = i.dyn.Resource(mapping.Resource)
-		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-			ref.Namespace = u.GetNamespace()
-			if ref.Namespace == "" {
-				ref.Namespace = i.Namespace
-			}
-			res = i.dyn.Resource(mapping.Resource).Namespace(ref.Namespace)
-		}
-		_, err = res.Get(ctx, ref.Name, metav1.GetOptions{})
-		existed := err == nil
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("get %s: %w", ref, err)
-		}
-		if _, err := res.Apply(ctx, ref.Name, u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
-			return fmt.Errorf("apply %s: %w", ref, err)
-		}
-		if !existed {
-			i.created = append(i.created, ref)
-		} else {
-			fmt.Fprintf(i.opts.progress, "kubevirt: %s existed before; applied over it, Uninstall keeps it\n", ref)
-		}
-		if gvk.Kind == "CustomResourceDefinition" {
-			if err := i.waitEstablished(ctx, ref.Name); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// waitEstablished waits until the API server serves the CRD's resource.
-func (i *Installation) waitEstablished(ctx context.Context, name string) error {
-	return poll(ctx, i.opts.availableTimeout, func() (bool, error) {
-		u, err := i.dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, fmt.Errorf("get CRD %s: %w", name, err)
-		}
-		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-		for _, c := range conds {
-			m, _ := c.(map[string]any)
-			if m["type"] == "Established" && m["status"] == "True" {
-				return true, nil
-			}
-		}
-		return false, nil
-	}, "CRD "+name+" established")
-}
-
 // createKubeVirt creates the KubeVirt resource.
 func (i *Installation) createKubeVirt(ctx context.Context) error {
 	kv := NewKubeVirt(i.Namespace, i.Name, Features{Emulation: i.Emulation, VirtTemplate: i.opts.virtTemplate})
@@ -283,12 +207,10 @@ func (i *Installation) createKubeVirt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode KubeVirt %s/%s: %w", i.Namespace, i.Name, err)
 	}
-	if _, err := i.dyn.Resource(kubeVirtGVR).Namespace(i.Namespace).Create(ctx,
-		&unstructured.Unstructured{Object: obj}, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
-		return fmt.Errorf("create KubeVirt %s/%s: %w", i.Namespace, i.Name, err)
+	if _, err := i.applied.Create(ctx, &unstructured.Unstructured{Object: obj}); err != nil {
+		return err
 	}
-	i.crMade = true
-	fmt.Fprintf(i.opts.progress, "kubevirt: created KubeVirt %s/%s (imagePullPolicy IfNotPresent, useEmulation=%t: %s; virt-template deployment %t)\n",
+	fmt.Fprintf(i.opts.progress, "kubevirt: KubeVirt %s/%s asks for imagePullPolicy IfNotPresent, useEmulation=%t: %s; virt-template deployment %t\n",
 		i.Namespace, i.Name, i.Emulation, i.EmulationReason, i.opts.virtTemplate)
 	return nil
 }
@@ -424,70 +346,20 @@ func podSummary(pods []corev1.Pod) string {
 	return strings.Join(parts, " ")
 }
 
-// Uninstall removes what Install created: the KubeVirt resource first (the operator then
-// removes every component it deployed), then the manifest's objects in reverse order, and
-// waits for the created namespaces to be gone. It does nothing for a preexisting KubeVirt.
-// Delete VMIs first: KubeVirt's default uninstall strategy keeps the resource while workloads
-// exist, and Uninstall then fails after the delete timeout.
+// Uninstall removes what Install created, newest first: the KubeVirt resource (the operator
+// then removes every component it deployed, and Uninstall waits for that), then the manifest's
+// objects Install created, and waits for the created namespaces to be gone. It does nothing
+// for a preexisting KubeVirt, and keeps every object that existed before Install. Delete VMIs
+// first: KubeVirt's default uninstall strategy keeps the resource while workloads exist, and
+// Uninstall then fails after the delete timeout.
 func (i *Installation) Uninstall(ctx context.Context) error {
-	if i == nil || i.Preexisting {
+	if i == nil || i.Preexisting || i.applied == nil {
 		return nil
 	}
-	var errs []error
-	if i.crMade {
-		fmt.Fprintf(i.opts.progress, "kubevirt: deleting KubeVirt %s/%s\n", i.Namespace, i.Name)
-		if err := i.deleteAndWait(ctx, objectRef{GVR: kubeVirtGVR, Namespace: i.Namespace, Name: i.Name, Kind: "KubeVirt"}); err != nil {
-			// The operator's finalizer did not finish; deleting the operator now would
-			// strand the resource, so stop here and say so.
-			return fmt.Errorf("uninstall kubevirt: %w", err)
-		}
-		i.crMade = false
-	}
-	var namespaces []objectRef
-	for k := len(i.created) - 1; k >= 0; k-- {
-		ref := i.created[k]
-		if ref.GVR == namespaceGV {
-			namespaces = append(namespaces, ref)
-		}
-		fmt.Fprintf(i.opts.progress, "kubevirt: deleting %s\n", ref)
-		if err := i.resource(ref).Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete %s: %w", ref, err))
-		}
-	}
-	for _, ns := range namespaces {
-		if err := i.waitGone(ctx, ns); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := i.applied.Undo(ctx); err != nil {
 		return fmt.Errorf("uninstall kubevirt: %w", err)
 	}
-	i.created = nil
 	return nil
-}
-
-func (i *Installation) resource(ref objectRef) dynamic.ResourceInterface {
-	if ref.Namespace == "" {
-		return i.dyn.Resource(ref.GVR)
-	}
-	return i.dyn.Resource(ref.GVR).Namespace(ref.Namespace)
-}
-
-func (i *Installation) deleteAndWait(ctx context.Context, ref objectRef) error {
-	if err := i.resource(ref).Delete(ctx, ref.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete %s: %w", ref, err)
-	}
-	return i.waitGone(ctx, ref)
-}
-
-func (i *Installation) waitGone(ctx context.Context, ref objectRef) error {
-	return poll(ctx, i.opts.deleteTimeout, func() (bool, error) {
-		_, err := i.resource(ref).Get(ctx, ref.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return true, nil
-		}
-		return false, nil
-	}, ref.String()+" gone")
 }
 
 // poll calls done every pollInterval until it returns true or an error, ctx ends or timeout
@@ -526,5 +398,3 @@ func orUnknown(s string) string {
 	}
 	return s
 }
-
-func ptr[T any](v T) *T { return &v }

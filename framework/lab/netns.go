@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
 // NamePrefix starts the name of every namespace and link the lab creates on a host, so that
@@ -156,25 +158,6 @@ func run(ctx context.Context, argv ...string) error {
 }
 
 func output(ctx context.Context, argv ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), &CommandError{Argv: argv, Output: strings.TrimSpace(stderr.String() + string(out)), Err: err}
-	}
-	return string(out), nil
+	out, err := command.Output(ctx, exec.CommandContext(ctx, argv[0], argv[1:]...))
+	return string(out), err
 }
-
-// CommandError is a failed external command: its exact command line and what it printed.
-type CommandError struct {
-	Argv   []string
-	Output string
-	Err    error
-}
-
-func (e *CommandError) Error() string {
-	return fmt.Sprintf("%s: %v: %s", strings.Join(e.Argv, " "), e.Err, e.Output)
-}
-
-func (e *CommandError) Unwrap() error { return e.Err }

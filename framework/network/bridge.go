@@ -7,16 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 )
 
 // DefaultBridge is the node bridge the documented procedure uses.
 const DefaultBridge = "br1"
-
-// NodeRunner runs a command on a cluster node and returns its standard output; a failure
-// carries the command line and its output. framework/cluster's *Cluster satisfies it.
-type NodeRunner interface {
-	NodeExec(ctx context.Context, node string, argv ...string) ([]byte, error)
-}
 
 // BridgeOption changes what EnsureBridge does.
 type BridgeOption interface {
@@ -64,7 +60,7 @@ type Bridge struct {
 	// Findings are the preflight observations made while ensuring the bridge.
 	Findings []Finding
 
-	runner NodeRunner
+	runner nodeexec.Runner
 	mu     sync.Mutex
 	// undo holds the commands that reverse what EnsureBridge did, in the order to run them.
 	undo [][]string
@@ -75,7 +71,7 @@ type Bridge struct {
 // hand the bridge's frames to iptables, accepts them in the FORWARD chain. A bridge that
 // already exists is used as it is and never changed. The returned Bridge, also returned with
 // an error when something was created before the failure, undoes only what this call did.
-func EnsureBridge(ctx context.Context, n NodeRunner, node, name string, opts ...BridgeOption) (*Bridge, error) {
+func EnsureBridge(ctx context.Context, n nodeexec.Runner, node, name string, opts ...BridgeOption) (*Bridge, error) {
 	if err := ValidateBridgeName(name); err != nil {
 		return nil, fmt.Errorf("ensure bridge on node %s: %w", node, err)
 	}
@@ -221,7 +217,7 @@ echo "ports=$(ls "$d/brif" 2>/dev/null | tr '\n' ' ')"
 }
 
 // InspectBridge reads the state of the link called name on node, without changing anything.
-func InspectBridge(ctx context.Context, n NodeRunner, node, name string) (BridgeState, error) {
+func InspectBridge(ctx context.Context, n nodeexec.Runner, node, name string) (BridgeState, error) {
 	if err := ValidateBridgeName(name); err != nil {
 		return BridgeState{}, fmt.Errorf("inspect bridge on node %s: %w", node, err)
 	}
@@ -274,7 +270,7 @@ func parseBridgeState(out string) (BridgeState, error) {
 // BridgeExists is the preflight check for clusters whose bridge is someone else's (a vendor's
 // cluster): it reports whether a bridge called name exists on node and refuses a link of that
 // name that is not a bridge. It changes nothing.
-func BridgeExists(ctx context.Context, n NodeRunner, node, name string) (bool, error) {
+func BridgeExists(ctx context.Context, n nodeexec.Runner, node, name string) (bool, error) {
 	if err := ValidateBridgeName(name); err != nil {
 		return false, fmt.Errorf("check bridge on node %s: %w", node, err)
 	}
@@ -308,7 +304,7 @@ for t in iptables ip6tables; do
 done
 true`
 
-func readNetfilter(ctx context.Context, n NodeRunner, node string) (netfilterState, error) {
+func readNetfilter(ctx context.Context, n nodeexec.Runner, node string) (netfilterState, error) {
 	out, err := n.NodeExec(ctx, node, "sh", "-c", netfilterScript)
 	if err != nil {
 		return netfilterState{}, fmt.Errorf("read br_netfilter settings on node %s: %w", node, err)
@@ -392,7 +388,7 @@ func (s netfilterState) finding(node, bridge string) Finding {
 // CheckBridgeNetfilter is the preflight check of REFERENCE §2.7 for a bridge on node: whether
 // br_netfilter hands its frames to an iptables FORWARD chain that may drop them. It changes
 // nothing.
-func CheckBridgeNetfilter(ctx context.Context, n NodeRunner, node, bridge string) (Finding, error) {
+func CheckBridgeNetfilter(ctx context.Context, n nodeexec.Runner, node, bridge string) (Finding, error) {
 	st, err := readNetfilter(ctx, n, node)
 	if err != nil {
 		return Finding{}, err

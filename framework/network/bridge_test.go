@@ -11,9 +11,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
-// fakeNode is a NodeRunner that records each command and answers from a script of
+// fakeNode is a nodeexec.Runner that records each command and answers from a script of
 // responses keyed by the command's first words.
 type fakeNode struct {
 	ran     [][]string
@@ -202,19 +204,12 @@ func TestNetfilterFindingNamesWhatDropsBridgedFrames(t *testing.T) {
 	}
 }
 
-// netnsNode is a NodeRunner whose one "node" is a network namespace on this machine, so the
+// netnsNode is a nodeexec.Runner whose one "node" is a network namespace on this machine, so the
 // node commands run against the real kernel.
 type netnsNode struct{ ns string }
 
 func (r netnsNode) NodeExec(ctx context.Context, _ string, argv ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", r.ns}, argv...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, stderr.String())
-	}
-	return out, nil
+	return command.Output(ctx, exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", r.ns}, argv...)...))
 }
 
 // newNetns makes a throwaway network namespace, or skips (fails under CI=true) when this

@@ -30,10 +30,12 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
+	"github.com/pxe-conformance/pxe-conformance/framework/multus"
+	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 )
 
 // The cluster package's Cluster runs node commands the way EnsureBridge needs.
-var _ NodeRunner = (*cluster.Cluster)(nil)
+var _ nodeexec.Runner = (*cluster.Cluster)(nil)
 
 // pxeServerImage is what ci/imagebuilder/network builds from fixtures/pxe-server.
 const pxeServerImage = "pxec.local/pxe-server:dev"
@@ -70,7 +72,7 @@ func TestMultusAttachesPodsToTheNodeBridge(t *testing.T) {
 	if node == "" {
 		node = cluster.DefaultNodeImage
 	}
-	images := []string{DefaultMultusImage, DefaultCNIPluginsImage, pxeServerImage}
+	images := []string{multus.DefaultMultusImage, multus.DefaultCNIPluginsImage, pxeServerImage}
 	skipUnless(t, exec.Command("docker", "info").Run() == nil, "the Docker engine does not answer (ci/engine-up.sh starts it)")
 	for _, img := range append([]string{node}, images...) {
 		skipUnless(t, exec.Command("docker", "image", "inspect", img).Run() == nil,
@@ -110,7 +112,7 @@ func TestMultusAttachesPodsToTheNodeBridge(t *testing.T) {
 	binBefore := nodeFiles(ctx, t, c, nodeName, "/opt/cni/bin")
 
 	start = time.Now()
-	plugins, err := InstallCNIPlugins(ctx, c.REST, WithLog(tw))
+	plugins, err := multus.InstallCNIPlugins(ctx, c.REST, multus.WithLog(tw))
 	if plugins != nil {
 		t.Cleanup(func() { _ = plugins.Uninstall(context.Background()) })
 	}
@@ -119,15 +121,15 @@ func TestMultusAttachesPodsToTheNodeBridge(t *testing.T) {
 	}
 	step("InstallCNIPlugins", start)
 	start = time.Now()
-	multus, err := InstallMultus(ctx, c.REST, WithLog(tw))
-	if multus != nil {
-		t.Cleanup(func() { _ = multus.Uninstall(context.Background()) })
+	mts, err := multus.InstallMultus(ctx, c.REST, multus.WithLog(tw))
+	if mts != nil {
+		t.Cleanup(func() { _ = mts.Uninstall(context.Background()) })
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if multus.Found != "" {
-		t.Fatalf("a fresh kind cluster already runs Multus: %s", multus.Found)
+	if mts.Found != "" {
+		t.Fatalf("a fresh kind cluster already runs Multus: %s", mts.Found)
 	}
 	step("InstallMultus", start)
 	t.Logf("node %s CNI configs with Multus: %v", nodeName, nodeFiles(ctx, t, c, nodeName, "/etc/cni/net.d"))
@@ -160,7 +162,7 @@ func TestMultusAttachesPodsToTheNodeBridge(t *testing.T) {
 
 	// The read-only preflight, as a vendor cluster runs it: through a pod, not the node.
 	start = time.Now()
-	pr, err := NewPodRunner(c.REST, ns, pxeServerImage)
+	pr, err := nodeexec.NewPodRunner(c.REST, ns, pxeServerImage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +271,7 @@ func TestMultusAttachesPodsToTheNodeBridge(t *testing.T) {
 	// Undo everything, in reverse, and check the node is as it was.
 	deleteNamespace(t, kube, ns)
 	start = time.Now()
-	if err := multus.Uninstall(ctx); err != nil {
+	if err := mts.Uninstall(ctx); err != nil {
 		t.Errorf("uninstall multus: %v", err)
 	}
 	step("Multus Uninstall", start)

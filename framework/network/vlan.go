@@ -7,16 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 )
 
 // VLANSupported reports whether node's kernel can carry 802.1Q VLANs the way the bridge CNI
 // plugin needs them: a bridge with VLAN filtering, and VLAN devices. It creates a throwaway
 // bridge (pxecv<random>) in the node's network namespace and deletes it again, so n must be
-// allowed to change links there (a PodRunner needs NET_ADMIN). When VLANs are unsupported,
+// allowed to change links there (a nodeexec.PodRunner needs NET_ADMIN). When VLANs are unsupported,
 // reason says what the kernel lacks, quoting a failed command with the kernel's exact answer,
 // for a spec to skip with; err is only for a node that could not be asked, or that refused to
 // let the probe create its bridge.
-func VLANSupported(ctx context.Context, n NodeRunner, node string) (supported bool, reason string, err error) {
+func VLANSupported(ctx context.Context, n nodeexec.Runner, node string) (supported bool, reason string, err error) {
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return false, "", fmt.Errorf("check VLAN support on node %s: %w", node, err)

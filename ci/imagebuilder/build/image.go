@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
 // InputLabel is the image label that records the hash of everything an image was built from.
@@ -104,14 +106,14 @@ func ImportDir(ctx context.Context, log io.Writer, dir, image, inputs string, in
 	imp.Stdin = pipe
 	tarErr := make(chan error, 1)
 	if err := tar.Start(); err != nil {
-		return &RunError{Command: CommandLine(tar.Args), Err: err}
+		return &command.Error{Command: command.LineOf(tar), Err: err}
 	}
 	go func() { tarErr <- tar.Wait() }()
 	if err := Run(ctx, log, imp); err != nil {
 		return err
 	}
 	if err := <-tarErr; err != nil {
-		return &RunError{Command: CommandLine(tar.Args) + " | " + CommandLine(imp.Args), Err: err}
+		return &command.Error{Command: command.LineOf(tar) + " | " + command.LineOf(imp), Err: err}
 	}
 	dockerfile := "FROM " + base + "\n" + strings.Join(instructions, "\n") + "\n"
 	if err := BuildDockerfile(ctx, log, dockerfile, "", image, inputs); err != nil {

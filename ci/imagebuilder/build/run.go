@@ -3,46 +3,14 @@ package build
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
-
-// RunError is a failed external command: the exact command line, where it ran, and the tail of
-// what it printed.
-type RunError struct {
-	Command string
-	Dir     string
-	Output  string
-	Err     error
-}
-
-func (e *RunError) Error() string {
-	where := ""
-	if e.Dir != "" {
-		where = fmt.Sprintf(" (in %s)", e.Dir)
-	}
-	return fmt.Sprintf("command failed%s: %s: %v\n%s", where, e.Command, e.Err, e.Output)
-}
-
-func (e *RunError) Unwrap() error { return e.Err }
-
-// CommandLine renders argv so it can be pasted into a shell.
-func CommandLine(argv []string) string {
-	quoted := make([]string, len(argv))
-	for i, a := range argv {
-		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`;&|<>()*?[]#~!{}") {
-			quoted[i] = a
-			continue
-		}
-		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(quoted, " ")
-}
 
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {
@@ -67,8 +35,8 @@ func (t *tailBuffer) String() string {
 	return string(t.buf)
 }
 
-// Run runs cmd, streaming its output to log (when not nil) and returning a *RunError with the
-// command line and the last 8 KiB of output when it fails.
+// Run runs cmd, streaming its output to log (when not nil) and returning a *command.Error with
+// the command line and the last 8 KiB of output when it fails.
 func Run(ctx context.Context, log io.Writer, cmd *exec.Cmd) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -85,7 +53,7 @@ func Run(ctx context.Context, log io.Writer, cmd *exec.Cmd) error {
 		cmd.Stderr = out
 	}
 	if err := startAndWait(ctx, cmd); err != nil {
-		return &RunError{Command: CommandLine(cmd.Args), Dir: cmd.Dir, Output: tail.String(), Err: err}
+		return &command.Error{Command: command.LineOf(cmd), Output: tail.String(), Err: err}
 	}
 	return nil
 }
@@ -97,7 +65,7 @@ func Output(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
 	if err := startAndWait(ctx, cmd); err != nil {
-		return stdout.Bytes(), &RunError{Command: CommandLine(cmd.Args), Dir: cmd.Dir, Output: stderr.String(), Err: err}
+		return stdout.Bytes(), &command.Error{Command: command.LineOf(cmd), Output: stderr.String(), Err: err}
 	}
 	return stdout.Bytes(), nil
 }

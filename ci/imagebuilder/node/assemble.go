@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
 // pinnedLabel keeps kubelet's image garbage collection away from preloaded images, which could
@@ -127,7 +128,7 @@ func pipe(ctx context.Context, b *builder, src, dst *exec.Cmd) error {
 	src.Stderr = b.log
 	dst.Stdin = out
 	if err := src.Start(); err != nil {
-		return &build.RunError{Command: build.CommandLine(src.Args), Err: err}
+		return &command.Error{Command: command.LineOf(src), Err: err}
 	}
 	runErr := build.Run(ctx, b.log, dst)
 	srcErr := src.Wait()
@@ -135,7 +136,7 @@ func pipe(ctx context.Context, b *builder, src, dst *exec.Cmd) error {
 		return runErr
 	}
 	if srcErr != nil {
-		return &build.RunError{Command: build.CommandLine(src.Args) + " | " + build.CommandLine(dst.Args), Err: srcErr}
+		return &command.Error{Command: command.LineOf(src) + " | " + command.LineOf(dst), Err: srcErr}
 	}
 	return nil
 }

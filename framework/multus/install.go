@@ -1,7 +1,6 @@
-package network
+package multus
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,16 +19,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/pxe-conformance/pxe-conformance/fixtures/manifests"
+	"github.com/pxe-conformance/pxe-conformance/framework/apply"
+	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 )
 
 // Image names the offline builder (ci/imagebuilder/network) produces; WithImage replaces them
@@ -39,17 +39,22 @@ const (
 	DefaultCNIPluginsImage = "pxec.local/cni-plugins:v1.7.1"
 )
 
-// ManagedByLabel marks every object pxe-conformance creates in a cluster, so that a later run
-// can tell its own leftovers from what someone else installed.
+// Defaults of the wait options.
 const (
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedByValue = "pxe-conformance"
+	// DefaultRolloutTimeout bounds the wait for a DaemonSet's pods to be ready on every node.
+	DefaultRolloutTimeout = 3 * time.Minute
+	// DefaultCleanupTimeout bounds each wait of Uninstall: the DaemonSet's pods ending, a
+	// cleanup pod's name coming free, and the cleanup pods finishing.
+	DefaultCleanupTimeout = 2 * time.Minute
 )
 
 const (
-	fieldManager  = "pxe-conformance"
 	setupBinary   = "/usr/bin/pxec-cni-setup"
 	hostMountRoot = "/host"
+	// pollInterval is how often a wait looks at the cluster again.
+	pollInterval = time.Second
+	// diagnoseTimeout bounds the reading of pod states for an error message.
+	diagnoseTimeout = 10 * time.Second
 )
 
 // InstallOption changes how InstallMultus or InstallCNIPlugins installs its component.
@@ -66,14 +71,20 @@ type installSettings struct {
 	binDir         string
 	confDir        string
 	rolloutTimeout time.Duration
+	cleanupTimeout time.Duration
 	log            io.Writer
+}
+
+// fieldError refuses an option's value, naming the field.
+func fieldError(field, value, reason string) error {
+	return fmt.Errorf("%s %q: %s", field, value, reason)
 }
 
 // WithImage runs the component from image instead of the builder's pxec.local image.
 func WithImage(image string) InstallOption {
 	return installOptionFunc(func(s *installSettings) error {
 		if image == "" {
-			return &FieldError{Field: "image", Value: image, Reason: "must not be empty"}
+			return fieldError("image", image, "must not be empty")
 		}
 		s.image = image
 		return nil
@@ -85,7 +96,7 @@ func WithImage(image string) InstallOption {
 func WithCNIBinDir(dir string) InstallOption {
 	return installOptionFunc(func(s *installSettings) error {
 		if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
-			return &FieldError{Field: "CNI bin dir", Value: dir, Reason: "must be a clean absolute path below /"}
+			return fieldError("CNI bin dir", dir, "must be a clean absolute path below /")
 		}
 		s.binDir = dir
 		return nil
@@ -96,7 +107,7 @@ func WithCNIBinDir(dir string) InstallOption {
 func WithCNIConfDir(dir string) InstallOption {
 	return installOptionFunc(func(s *installSettings) error {
 		if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
-			return &FieldError{Field: "CNI conf dir", Value: dir, Reason: "must be a clean absolute path below /"}
+			return fieldError("CNI conf dir", dir, "must be a clean absolute path below /")
 		}
 		s.confDir = dir
 		return nil
@@ -104,13 +115,25 @@ func WithCNIConfDir(dir string) InstallOption {
 }
 
 // WithRolloutTimeout bounds the wait for the DaemonSet's pods to become ready on every node
-// (default 3 minutes); the caller's context still applies.
+// (default DefaultRolloutTimeout); the caller's context still applies.
 func WithRolloutTimeout(d time.Duration) InstallOption {
 	return installOptionFunc(func(s *installSettings) error {
 		if d <= 0 {
-			return &FieldError{Field: "rollout timeout", Value: d.String(), Reason: "must be positive"}
+			return fieldError("rollout timeout", d.String(), "must be positive")
 		}
 		s.rolloutTimeout = d
+		return nil
+	})
+}
+
+// WithCleanupTimeout bounds each wait of Uninstall (default DefaultCleanupTimeout); the
+// caller's context still applies.
+func WithCleanupTimeout(d time.Duration) InstallOption {
+	return installOptionFunc(func(s *installSettings) error {
+		if d <= 0 {
+			return fieldError("cleanup timeout", d.String(), "must be positive")
+		}
+		s.cleanupTimeout = d
 		return nil
 	})
 }
@@ -134,28 +157,12 @@ type Installation struct {
 
 	c        *clients
 	settings installSettings
-	// created lists what we created, in creation order.
-	created []objectRef
+	// applied records what we created, for Uninstall; nil when nothing was to be done.
+	applied *apply.Applier
 }
 
-// objectRef names one object we created.
-type objectRef struct {
-	gvr       schema.GroupVersionResource
-	kind      string
-	namespace string
-	name      string
-	// selector is set for a DaemonSet: its pods' labels.
-	selector map[string]string
-}
-
-func (r objectRef) String() string {
-	if r.namespace == "" {
-		return r.kind + " " + r.name
-	}
-	return r.kind + " " + r.namespace + "/" + r.name
-}
-
-// clients are the API clients an installation uses.
+// clients are the API clients an installation uses: kube for DaemonSets and pods, dyn and
+// mapper for framework/apply.
 type clients struct {
 	dyn    dynamic.Interface
 	kube   kubernetes.Interface
@@ -175,11 +182,8 @@ func newClients(cfg *rest.Config) (*clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	groups, err := restmapper.GetAPIGroupResources(dc)
-	if err != nil {
-		return nil, fmt.Errorf("discover API resources: %w", err)
-	}
-	return &clients{dyn: dyn, kube: kube, mapper: restmapper.NewDiscoveryRESTMapper(groups)}, nil
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	return &clients{dyn: dyn, kube: kube, mapper: mapper}, nil
 }
 
 // InstallMultus installs Multus (thin plugin, v4.2.2) on every node of the cluster cfg points
@@ -216,7 +220,8 @@ func InstallCNIPlugins(ctx context.Context, cfg *rest.Config, opts ...InstallOpt
 }
 
 func newSettings(image string, opts []InstallOption) (installSettings, error) {
-	s := installSettings{image: image, binDir: "/opt/cni/bin", confDir: "/etc/cni/net.d", rolloutTimeout: 3 * time.Minute, log: io.Discard}
+	s := installSettings{image: image, binDir: "/opt/cni/bin", confDir: "/etc/cni/net.d",
+		rolloutTimeout: DefaultRolloutTimeout, cleanupTimeout: DefaultCleanupTimeout, log: io.Discard}
 	for _, o := range opts {
 		if err := o.applyInstall(&s); err != nil {
 			return s, err
@@ -238,7 +243,7 @@ func install(ctx context.Context, c *clients, component string, manifest []byte,
 			return inst, nil
 		}
 	}
-	objs, err := decodeManifest(manifest)
+	objs, err := apply.Decode(manifest)
 	if err != nil {
 		return nil, fmt.Errorf("install %s: %w", component, err)
 	}
@@ -247,22 +252,17 @@ func install(ctx context.Context, c *clients, component string, manifest []byte,
 			return nil, fmt.Errorf("install %s: %w", component, err)
 		}
 	}
-	for _, o := range objs {
-		ref, created, err := c.createOrAdopt(ctx, o, s.log)
-		if err != nil {
-			return inst.orNil(), fmt.Errorf("install %s: %w", component, err)
-		}
-		if created {
-			inst.created = append(inst.created, ref)
-		}
-		if ref.kind == "CustomResourceDefinition" {
-			if err := c.waitCRDEstablished(ctx, ref.name); err != nil {
-				return inst.orNil(), fmt.Errorf("install %s: %w", component, err)
-			}
-		}
+	inst.applied, err = apply.NewForClient(c.dyn, c.mapper,
+		apply.WithUndo("DaemonSet", inst.removeDaemonSet),
+		apply.WithLog(s.log, component+": "))
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", component, err)
 	}
-	for _, r := range inst.created {
-		if r.kind != "DaemonSet" {
+	if err := inst.applied.Apply(ctx, objs...); err != nil {
+		return inst.orNil(), fmt.Errorf("install %s: %w", component, err)
+	}
+	for _, r := range inst.applied.Created() {
+		if r.Kind != "DaemonSet" {
 			continue
 		}
 		if err := c.waitDaemonSet(ctx, r, s.rolloutTimeout); err != nil {
@@ -276,7 +276,7 @@ func install(ctx context.Context, c *clients, component string, manifest []byte,
 // orNil returns the installation when it created something, so that callers get a handle
 // exactly when there is something to undo.
 func (i *Installation) orNil() *Installation {
-	if len(i.created) == 0 {
+	if len(i.applied.Created()) == 0 {
 		return nil
 	}
 	return i
@@ -291,7 +291,7 @@ func (c *clients) foreignMultus(ctx context.Context) (string, error) {
 	}
 	var found []string
 	for _, ds := range list.Items {
-		if strings.Contains(ds.Name, "multus") && ds.Labels[ManagedByLabel] != ManagedByValue {
+		if strings.Contains(ds.Name, "multus") && ds.Labels[apply.ManagedByLabel] != apply.ManagedByValue {
 			found = append(found, "DaemonSet "+ds.Namespace+"/"+ds.Name)
 		}
 	}
@@ -300,25 +300,6 @@ func (c *clients) foreignMultus(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	return found[0], nil
-}
-
-// decodeManifest splits multi-document YAML into objects, skipping empty documents.
-func decodeManifest(data []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, fmt.Errorf("decode manifest: %w", err)
-		}
-		if len(m) == 0 {
-			continue
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
-	}
 }
 
 // customize applies the image and host directories to a DaemonSet of ours: the container's
@@ -366,102 +347,36 @@ func customize(o *unstructured.Unstructured, s installSettings) error {
 	return nil
 }
 
-// createOrAdopt creates o. When an object of that name exists already, it is adopted
-// (updated to o, and removed on Uninstall) only if it carries our managed-by label, being a
-// leftover of an earlier run; otherwise it is someone else's and left exactly as it is.
-func (c *clients) createOrAdopt(ctx context.Context, o *unstructured.Unstructured, log io.Writer) (objectRef, bool, error) {
-	gvk := o.GroupVersionKind()
-	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return objectRef{}, false, fmt.Errorf("map %s %s: %w", gvk.Kind, o.GetName(), err)
-	}
-	ref := objectRef{gvr: m.Resource, kind: gvk.Kind, name: o.GetName()}
-	var ri dynamic.ResourceInterface = c.dyn.Resource(m.Resource)
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		ref.namespace = o.GetNamespace()
-		ri = c.dyn.Resource(m.Resource).Namespace(o.GetNamespace())
-	}
-	if gvk.Kind == "DaemonSet" {
-		sel, _, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels")
-		ref.selector = sel
-	}
-	_, err = ri.Create(ctx, o, metav1.CreateOptions{FieldManager: fieldManager})
-	if err == nil {
-		fmt.Fprintf(log, "created %s\n", ref)
-		return ref, true, nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return ref, false, fmt.Errorf("create %s: %w", ref, err)
-	}
-	existing, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
-	if err != nil {
-		return ref, false, fmt.Errorf("read existing %s: %w", ref, err)
-	}
-	if existing.GetLabels()[ManagedByLabel] != ManagedByValue {
-		fmt.Fprintf(log, "kept %s: it exists and is not ours\n", ref)
-		return ref, false, nil
-	}
-	o.SetResourceVersion(existing.GetResourceVersion())
-	if _, err := ri.Update(ctx, o, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
-		return ref, false, fmt.Errorf("update our leftover %s: %w", ref, err)
-	}
-	fmt.Fprintf(log, "adopted %s, left over from an earlier run\n", ref)
-	return ref, true, nil
-}
-
-// waitCRDEstablished waits until the API server serves the CRD, so that a NAD can be created
-// right after InstallMultus returns.
-func (c *clients) waitCRDEstablished(ctx context.Context, name string) error {
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-		crd, err := c.dyn.Resource(crds).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-		for _, cd := range conds {
-			m, _ := cd.(map[string]any)
-			if m["type"] == "Established" && m["status"] == "True" {
-				return true, nil
-			}
-		}
-		last = "not Established yet"
-		return false, nil
-	})
-	if err != nil {
-		return fmt.Errorf("wait for CustomResourceDefinition %s: %w (%s)", name, err, last)
-	}
-	return nil
-}
-
 // waitDaemonSet waits until every scheduled pod of the DaemonSet runs the current template
 // and is ready; on timeout the error says which pods are not and why.
-func (c *clients) waitDaemonSet(ctx context.Context, r objectRef, timeout time.Duration) error {
-	var status string
-	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		ds, err := c.kube.AppsV1().DaemonSets(r.namespace).Get(ctx, r.name, metav1.GetOptions{})
+func (c *clients) waitDaemonSet(ctx context.Context, r apply.Ref, timeout time.Duration) error {
+	var status, selector string
+	err := wait.PollUntilContextTimeout(ctx, pollInterval, timeout, true, func(ctx context.Context) (bool, error) {
+		ds, err := c.kube.AppsV1().DaemonSets(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
 		if err != nil {
 			status = err.Error()
 			return false, nil
 		}
+		selector = metav1.FormatLabelSelector(ds.Spec.Selector)
 		st := ds.Status
 		status = fmt.Sprintf("%d of %d pods ready, %d updated", st.NumberReady, st.DesiredNumberScheduled, st.UpdatedNumberScheduled)
 		return st.ObservedGeneration >= ds.Generation && st.DesiredNumberScheduled > 0 &&
 			st.UpdatedNumberScheduled == st.DesiredNumberScheduled && st.NumberReady == st.DesiredNumberScheduled, nil
 	})
 	if err != nil {
-		return fmt.Errorf("wait for %s: %w: %s%s", r, err, status, c.podProblems(context.WithoutCancel(ctx), r))
+		return fmt.Errorf("wait for %s: %w: %s%s", r, err, status, c.podProblems(context.WithoutCancel(ctx), r.Namespace, selector))
 	}
 	return nil
 }
 
-// podProblems describes the DaemonSet's pods that are not ready, for error messages.
-func (c *clients) podProblems(ctx context.Context, r objectRef) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// podProblems describes the pods selected in namespace that are not ready, for error messages.
+func (c *clients) podProblems(ctx context.Context, namespace, selector string) string {
+	if selector == "" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, diagnoseTimeout)
 	defer cancel()
-	pods, err := c.kube.CoreV1().Pods(r.namespace).List(ctx, metav1.ListOptions{LabelSelector: labelSelector(r.selector)})
+	pods, err := c.kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return "; list pods: " + err.Error()
 	}
@@ -494,73 +409,43 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-func labelSelector(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
-	}
-	return strings.Join(parts, ",")
-}
-
-// Uninstall removes what the installation created and nothing else: it deletes the
-// DaemonSet and waits for its pods to end (Multus's pods remove their config as they stop),
-// runs a cleanup pod on each node the DaemonSet ran on to remove the binaries it installed,
-// then deletes the remaining objects newest first, the CRD only if we created it. After
-// Found, or a second call, it does nothing.
+// Uninstall removes what the installation created and nothing else, newest first: the
+// DaemonSet goes first, and once its pods have ended (Multus's pods remove their config as they
+// stop) a cleanup pod on each node it ran on removes the binaries it installed; then the other
+// objects, the CRD only if we created it. After Found, or once everything is gone, it does
+// nothing; what could not be removed is tried again by the next call.
 func (i *Installation) Uninstall(ctx context.Context) error {
-	if i == nil || len(i.created) == 0 {
+	if i == nil || i.applied == nil {
 		return nil
 	}
-	var errs []error
-	var remaining []objectRef
-	for _, r := range i.created {
-		if r.kind != "DaemonSet" {
-			remaining = append(remaining, r)
-			continue
-		}
-		nodes, err := i.c.deleteDaemonSet(ctx, r)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(i.settings.log, "deleted %s\n", r)
-		if err := i.c.cleanNodes(ctx, i.Component, nodes, i.settings); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for j := len(remaining) - 1; j >= 0; j-- {
-		r := remaining[j]
-		err := i.c.resource(r).Delete(ctx, r.name, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete %s: %w", r, err))
-			continue
-		}
-		fmt.Fprintf(i.settings.log, "deleted %s\n", r)
-	}
-	i.created = nil
-	if err := errors.Join(errs...); err != nil {
+	if err := i.applied.Undo(ctx); err != nil {
 		return fmt.Errorf("uninstall %s: %w", i.Component, err)
 	}
 	return nil
 }
 
-func (c *clients) resource(r objectRef) dynamic.ResourceInterface {
-	if r.namespace == "" {
-		return c.dyn.Resource(r.gvr)
+// removeDaemonSet is Uninstall's step for our DaemonSet: delete it, wait for its pods to end,
+// and clean the nodes they ran on.
+func (i *Installation) removeDaemonSet(ctx context.Context, r apply.Ref) error {
+	nodes, err := i.c.deleteDaemonSet(ctx, r, i.settings.cleanupTimeout)
+	if err != nil {
+		return err
 	}
-	return c.dyn.Resource(r.gvr).Namespace(r.namespace)
+	return i.c.cleanNodes(ctx, i.Component, nodes, i.settings)
 }
 
 // deleteDaemonSet deletes the DaemonSet, waits until its pods are gone and returns the nodes
-// they ran on.
-func (c *clients) deleteDaemonSet(ctx context.Context, r objectRef) ([]string, error) {
-	sel := labelSelector(r.selector)
-	pods, err := c.kube.CoreV1().Pods(r.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+// they ran on; a DaemonSet that is gone already ran nowhere.
+func (c *clients) deleteDaemonSet(ctx context.Context, r apply.Ref, timeout time.Duration) ([]string, error) {
+	ds, err := c.kube.AppsV1().DaemonSets(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r, err)
+	}
+	sel := metav1.FormatLabelSelector(ds.Spec.Selector)
+	pods, err := c.kube.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list pods of %s: %w", r, err)
 	}
@@ -574,12 +459,12 @@ func (c *clients) deleteDaemonSet(ctx context.Context, r objectRef) ([]string, e
 	}
 	sort.Strings(nodes)
 	fg := metav1.DeletePropagationForeground
-	err = c.kube.AppsV1().DaemonSets(r.namespace).Delete(ctx, r.name, metav1.DeleteOptions{PropagationPolicy: &fg})
+	err = c.kube.AppsV1().DaemonSets(r.Namespace).Delete(ctx, r.Name, metav1.DeleteOptions{PropagationPolicy: &fg})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nodes, fmt.Errorf("delete %s: %w", r, err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		left, err := c.kube.CoreV1().Pods(r.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	err = wait.PollUntilContextTimeout(ctx, pollInterval, timeout, true, func(ctx context.Context) (bool, error) {
+		left, err := c.kube.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
 			return false, nil
 		}
@@ -595,38 +480,28 @@ func (c *clients) deleteDaemonSet(ctx context.Context, r objectRef) ([]string, e
 func cleanupPod(component, node string, s installSettings) *corev1.Pod {
 	sum := sha256.Sum256([]byte(node))
 	privileged := true
-	noToken := false
 	dirType := corev1.HostPathDirectoryOrCreate
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      "pxec-" + component + "-cleanup-" + hex.EncodeToString(sum[:])[:10],
-			Namespace: metav1.NamespaceSystem,
-			Labels:    map[string]string{ManagedByLabel: ManagedByValue, "app.kubernetes.io/name": "pxec-" + component + "-cleanup"},
+	p := nodeexec.HostPod(metav1.ObjectMeta{
+		Name:      "pxec-" + component + "-cleanup-" + hex.EncodeToString(sum[:])[:10],
+		Namespace: metav1.NamespaceSystem,
+		Labels:    map[string]string{"app.kubernetes.io/name": "pxec-" + component + "-cleanup"},
+	}, node, corev1.Container{
+		Name:            "cleanup",
+		Image:           s.image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{setupBinary, "cleanup", "--owner=" + component,
+			"--bin-dir=" + s.binDir, "--conf-dir=" + s.confDir},
+		SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "cni-bin", MountPath: hostMountRoot + s.binDir},
+			{Name: "cni-conf", MountPath: hostMountRoot + s.confDir},
 		},
-		Spec: corev1.PodSpec{
-			NodeName:                     node,
-			HostNetwork:                  true,
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: &noToken,
-			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{
-				Name:            "cleanup",
-				Image:           s.image,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command: []string{setupBinary, "cleanup", "--owner=" + component,
-					"--bin-dir=" + s.binDir, "--conf-dir=" + s.confDir},
-				SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
-				VolumeMounts: []corev1.VolumeMount{
-					{Name: "cni-bin", MountPath: hostMountRoot + s.binDir},
-					{Name: "cni-conf", MountPath: hostMountRoot + s.confDir},
-				},
-			}},
-			Volumes: []corev1.Volume{
-				{Name: "cni-bin", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.binDir, Type: &dirType}}},
-				{Name: "cni-conf", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.confDir, Type: &dirType}}},
-			},
-		},
+	})
+	p.Spec.Volumes = []corev1.Volume{
+		{Name: "cni-bin", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.binDir, Type: &dirType}}},
+		{Name: "cni-conf", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.confDir, Type: &dirType}}},
 	}
+	return p
 }
 
 // cleanNodes runs a cleanup pod on each node, waits for all of them to finish, and deletes
@@ -637,7 +512,7 @@ func (c *clients) cleanNodes(ctx context.Context, component string, nodes []stri
 	for _, n := range nodes {
 		p := cleanupPod(component, n, s)
 		_ = c.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
-		created, err := c.createWhenGone(ctx, p)
+		created, err := c.createWhenGone(ctx, p, s.cleanupTimeout)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("clean node %s: %w", n, err))
 			continue
@@ -646,7 +521,7 @@ func (c *clients) cleanNodes(ctx context.Context, component string, nodes []stri
 	}
 	for _, p := range pods {
 		var phase corev1.PodPhase
-		err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, pollInterval, s.cleanupTimeout, true, func(ctx context.Context) (bool, error) {
 			got, err := c.kube.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
 			if err != nil {
 				return false, nil
@@ -672,10 +547,10 @@ func (c *clients) cleanNodes(ctx context.Context, component string, nodes []stri
 
 // createWhenGone creates p, waiting first for a pod of the same name from an interrupted
 // earlier cleanup to finish terminating.
-func (c *clients) createWhenGone(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
+func (c *clients) createWhenGone(ctx context.Context, p *corev1.Pod, timeout time.Duration) (*corev1.Pod, error) {
 	var created *corev1.Pod
-	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
-		got, err := c.kube.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{FieldManager: fieldManager})
+	err := wait.PollUntilContextTimeout(ctx, pollInterval, timeout, true, func(ctx context.Context) (bool, error) {
+		got, err := c.kube.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{FieldManager: apply.FieldManager})
 		if apierrors.IsAlreadyExists(err) {
 			return false, nil
 		}

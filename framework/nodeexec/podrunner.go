@@ -1,4 +1,4 @@
-package network
+package nodeexec
 
 import (
 	"context"
@@ -10,24 +10,41 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/apply"
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
 )
 
-// PodRunner is a NodeRunner that reaches nodes the only way every cluster allows, through the
+// PodRunner is a Runner that reaches nodes the only way every cluster allows, through the
 // API: each command runs in a short-lived pod on the node's host network, in a namespace of the
 // suite's. The conformance suite uses it on every cluster, the lab's included, so that the path
 // CI exercises is the one vendors get. Without capabilities the pod suffices for the read-only
-// checks, InspectBridge, BridgeExists and CheckBridgeNetfilter, which read sysfs and
-// /proc/sys/net only; VLANSupported needs WithCapabilities("NET_ADMIN") for its throwaway
-// bridge. It is not meant for EnsureBridge, which changes the node for good.
+// checks of framework/network (InspectBridge, BridgeExists, CheckBridgeNetfilter), which read
+// sysfs and /proc/sys/net only; VLANSupported needs WithCapabilities("NET_ADMIN") for its
+// throwaway bridge. It is not meant for EnsureBridge, which changes the node for good.
 type PodRunner struct {
 	kube      kubernetes.Interface
 	namespace string
 	image     string
 	caps      []corev1.Capability
+	timeout   time.Duration
 }
+
+// DefaultPodTimeout bounds how long a command's pod may take to be scheduled, start, run and
+// end (WithPodTimeout changes it); the caller's context still applies.
+const DefaultPodTimeout = 2 * time.Minute
+
+const (
+	// podPollInterval is how often NodeExec looks at its pod.
+	podPollInterval = 500 * time.Millisecond
+	// podDeleteTimeout bounds the deletion of a finished pod; one that outlives it goes with
+	// its namespace.
+	podDeleteTimeout = 30 * time.Second
+)
 
 // PodRunnerOption changes the pods a PodRunner starts.
 type PodRunnerOption interface {
@@ -44,7 +61,7 @@ func WithCapabilities(caps ...string) PodRunnerOption {
 	return podRunnerOptionFunc(func(r *PodRunner) error {
 		for _, c := range caps {
 			if c == "" || strings.ToUpper(c) != c || strings.HasPrefix(c, "CAP_") {
-				return &FieldError{Field: "capabilities", Value: c, Reason: "want a capability name such as NET_ADMIN"}
+				return fmt.Errorf("capabilities %q: want a capability name such as NET_ADMIN", c)
 			}
 			r.caps = append(r.caps, corev1.Capability(c))
 		}
@@ -52,20 +69,32 @@ func WithCapabilities(caps ...string) PodRunnerOption {
 	})
 }
 
+// WithPodTimeout bounds each command's pod from creation to its end (default
+// DefaultPodTimeout).
+func WithPodTimeout(d time.Duration) PodRunnerOption {
+	return podRunnerOptionFunc(func(r *PodRunner) error {
+		if d <= 0 {
+			return fmt.Errorf("pod timeout %q: must be positive", d)
+		}
+		r.timeout = d
+		return nil
+	})
+}
+
 // NewPodRunner runs node commands in pods of namespace from image, which must hold sh, cat,
 // ls, grep, cut, tr and ip (the PXE server image's busybox does) and be pullable by the nodes.
 func NewPodRunner(cfg *rest.Config, namespace, image string, opts ...PodRunnerOption) (*PodRunner, error) {
-	if err := ValidateNamespace(namespace); err != nil {
-		return nil, fmt.Errorf("pod runner: %w", err)
+	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+		return nil, fmt.Errorf("pod runner: namespace %q: %s", namespace, strings.Join(msgs, "; "))
 	}
 	if image == "" {
-		return nil, fmt.Errorf("pod runner: %w", &FieldError{Field: "image", Value: image, Reason: "must not be empty"})
+		return nil, fmt.Errorf("pod runner: image %q: must not be empty", image)
 	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pod runner: %w", err)
 	}
-	r := &PodRunner{kube: kube, namespace: namespace, image: image}
+	r := &PodRunner{kube: kube, namespace: namespace, image: image, timeout: DefaultPodTimeout}
 	for _, o := range opts {
 		if err := o.applyPodRunner(r); err != nil {
 			return nil, fmt.Errorf("pod runner: %w", err)
@@ -76,7 +105,7 @@ func NewPodRunner(cfg *rest.Config, namespace, image string, opts ...PodRunnerOp
 
 // NodeExec runs argv in a pod on node's host network, waits for it to end, deletes it and
 // returns what it printed (standard output and error, as the pod log merges them). A non-zero
-// exit is an error carrying the command and that output.
+// exit is a *command.Error carrying the command line and that output.
 func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("exec on node %s: empty command", node)
@@ -85,32 +114,21 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	noToken := false
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      "pxec-node-exec-" + hex.EncodeToString(b[:]),
-			Namespace: r.namespace,
-			Labels:    map[string]string{ManagedByLabel: ManagedByValue, "app.kubernetes.io/name": "pxec-node-exec"},
-		},
-		Spec: corev1.PodSpec{
-			NodeName:                     node,
-			HostNetwork:                  true,
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: &noToken,
-			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{
-				Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
-				SecurityContext: r.securityContext(),
-			}},
-		},
-	}
-	cmdline := strings.Join(argv, " ")
+	pod := HostPod(metav1.ObjectMeta{
+		Name:      "pxec-node-exec-" + hex.EncodeToString(b[:]),
+		Namespace: r.namespace,
+		Labels:    map[string]string{"app.kubernetes.io/name": "pxec-node-exec"},
+	}, node, corev1.Container{
+		Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
+		SecurityContext: r.securityContext(),
+	})
+	cmdline := command.Line(argv...)
 	pods := r.kube.CoreV1().Pods(r.namespace)
-	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{FieldManager: apply.FieldManager}); err != nil {
 		return nil, fmt.Errorf("exec on node %s: %s: create pod: %w", node, cmdline, err)
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podDeleteTimeout)
 		defer cancel()
 		zero := int64(0)
 		// A pod that cannot be deleted now goes with the suite's namespace.
@@ -118,7 +136,7 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 	}()
 	var term *corev1.ContainerStateTerminated
 	var waiting string
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, podPollInterval, r.timeout, true, func(ctx context.Context) (bool, error) {
 		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -142,9 +160,33 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 		return nil, fmt.Errorf("exec on node %s: %s: read output: %w", node, cmdline, err)
 	}
 	if term.ExitCode != 0 {
-		return out, fmt.Errorf("exec on node %s: %s: exit status %d\noutput:\n%s", node, cmdline, term.ExitCode, strings.TrimSpace(string(out)))
+		return out, fmt.Errorf("exec on node %s: %w", node,
+			&command.Error{Command: cmdline, Output: string(out), Err: fmt.Errorf("exit status %d", term.ExitCode)})
 	}
 	return out, nil
+}
+
+// HostPod is the one-shot pod that runs ctr on node's host network, as meta names it: never
+// restarted, without a service account token, tolerating every taint, and labelled ours
+// (apply.ManagedByLabel) besides meta's labels.
+func HostPod(meta metav1.ObjectMeta, node string, ctr corev1.Container) *corev1.Pod {
+	noToken := false
+	labels := map[string]string{apply.ManagedByLabel: apply.ManagedByValue}
+	for k, v := range meta.Labels {
+		labels[k] = v
+	}
+	meta.Labels = labels
+	return &corev1.Pod{
+		ObjectMeta: meta,
+		Spec: corev1.PodSpec{
+			NodeName:                     node,
+			HostNetwork:                  true,
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: &noToken,
+			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:                   []corev1.Container{ctr},
+		},
+	}
 }
 
 // securityContext adds the runner's capabilities, if any, to the container's defaults.

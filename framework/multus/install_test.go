@@ -1,10 +1,10 @@
-package network
+package multus
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,8 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/pxe-conformance/pxe-conformance/fixtures/manifests"
+	"github.com/pxe-conformance/pxe-conformance/framework/apply"
 )
 
 func TestManifestsMarkEveryObjectOursAndUseTheBuilderImages(t *testing.T) {
@@ -30,15 +32,15 @@ func TestManifestsMarkEveryObjectOursAndUseTheBuilderImages(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			objs, err := decodeManifest(tc.manifest)
+			objs, err := apply.Decode(tc.manifest)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var kinds []string
 			for _, o := range objs {
 				kinds = append(kinds, o.GetKind())
-				if o.GetLabels()[ManagedByLabel] != ManagedByValue {
-					t.Errorf("%s %s lacks %s=%s", o.GetKind(), o.GetName(), ManagedByLabel, ManagedByValue)
+				if o.GetLabels()[apply.ManagedByLabel] != apply.ManagedByValue {
+					t.Errorf("%s %s lacks %s=%s", o.GetKind(), o.GetName(), apply.ManagedByLabel, apply.ManagedByValue)
 				}
 				if o.GetKind() != "DaemonSet" {
 					continue
@@ -52,7 +54,7 @@ func TestManifestsMarkEveryObjectOursAndUseTheBuilderImages(t *testing.T) {
 						t.Errorf("container %s runs %s, want the builder's %s", c.Name, c.Image, tc.image)
 					}
 				}
-				if ds.Spec.Template.Labels[ManagedByLabel] != ManagedByValue {
+				if ds.Spec.Template.Labels[apply.ManagedByLabel] != apply.ManagedByValue {
 					t.Errorf("pod template lacks the managed-by label")
 				}
 			}
@@ -64,7 +66,7 @@ func TestManifestsMarkEveryObjectOursAndUseTheBuilderImages(t *testing.T) {
 }
 
 func TestCustomizeMovesImageAndHostDirectories(t *testing.T) {
-	objs, err := decodeManifest(manifests.Multus())
+	objs, err := apply.Decode(manifests.Multus())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +126,7 @@ func TestInstallOptionsRefuseBadValues(t *testing.T) {
 		{WithCNIBinDir("/"), "CNI bin dir"},
 		{WithCNIConfDir("/etc/cni/../net.d"), "CNI conf dir"},
 		{WithRolloutTimeout(0), "rollout timeout"},
+		{WithCleanupTimeout(-time.Second), "cleanup timeout"},
 	}
 	for _, tc := range cases {
 		_, err := newSettings(DefaultMultusImage, []InstallOption{tc.opt})
@@ -157,59 +160,10 @@ func fakeClients(t *testing.T, kube []runtime.Object, dyn ...runtime.Object) *cl
 	}
 }
 
-func clusterRole(name string, labels map[string]string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("rbac.authorization.k8s.io/v1")
-	u.SetKind("ClusterRole")
-	u.SetName(name)
-	u.SetLabels(labels)
-	return u
-}
-
-func TestCreateOrAdoptKeepsObjectsThatAreNotOurs(t *testing.T) {
-	theirs := clusterRole("pxec-multus", map[string]string{"owner": "vendor"})
-	leftover := clusterRole("pxec-leftover", map[string]string{ManagedByLabel: ManagedByValue})
-	c := fakeClients(t, nil, theirs, leftover)
-	ctx := context.Background()
-	var log bytes.Buffer
-	cases := []struct {
-		obj     *unstructured.Unstructured
-		created bool
-	}{
-		{clusterRole("pxec-new", map[string]string{ManagedByLabel: ManagedByValue}), true},
-		{clusterRole("pxec-leftover", map[string]string{ManagedByLabel: ManagedByValue, "fresh": "yes"}), true},
-		{clusterRole("pxec-multus", map[string]string{ManagedByLabel: ManagedByValue}), false},
-	}
-	for _, tc := range cases {
-		_, created, err := c.createOrAdopt(ctx, tc.obj, &log)
-		if err != nil {
-			t.Fatalf("createOrAdopt %s: %v", tc.obj.GetName(), err)
-		}
-		if created != tc.created {
-			t.Errorf("%s: created=%v, want %v", tc.obj.GetName(), created, tc.created)
-		}
-	}
-	gvr := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
-	got, err := c.dyn.Resource(gvr).Get(ctx, "pxec-multus", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.GetLabels()["owner"] != "vendor" || got.GetLabels()[ManagedByLabel] != "" {
-		t.Errorf("someone else's ClusterRole was changed: labels %v", got.GetLabels())
-	}
-	got, err = c.dyn.Resource(gvr).Get(ctx, "pxec-leftover", metav1.GetOptions{})
-	if err != nil || got.GetLabels()["fresh"] != "yes" {
-		t.Errorf("our leftover was not updated: %v %v", got, err)
-	}
-	if !strings.Contains(log.String(), "kept ClusterRole pxec-multus") {
-		t.Errorf("log does not say the foreign object was kept:\n%s", log.String())
-	}
-}
-
 func TestInstallMultusInstallsNothingWhereMultusRuns(t *testing.T) {
 	vendor := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "multus", Namespace: "openshift-multus"}}
 	ours := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "pxec-multus", Namespace: "kube-system",
-		Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
+		Labels: map[string]string{apply.ManagedByLabel: apply.ManagedByValue}}}
 	cases := []struct {
 		name  string
 		kube  []runtime.Object
@@ -236,8 +190,8 @@ func TestInstallMultusInstallsNothingWhereMultusRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inst.Found == "" || len(inst.created) != 0 {
-		t.Errorf("install on a cluster with Multus: Found %q, created %v", inst.Found, inst.created)
+	if inst.Found == "" || inst.applied != nil {
+		t.Errorf("install on a cluster with Multus: Found %q, applied %v", inst.Found, inst.applied)
 	}
 	if err := inst.Uninstall(context.Background()); err != nil {
 		t.Errorf("Uninstall of nothing: %v", err)
@@ -262,5 +216,48 @@ func TestCleanupPodMountsTheInstalledDirectories(t *testing.T) {
 	}
 	if len(p.Name) > 63 {
 		t.Errorf("pod name %q is longer than 63 characters", p.Name)
+	}
+}
+
+// TestUninstallRemovesWhatInstallCreatedNewestFirst installs Multus on fakes whose DaemonSet
+// never becomes ready, and checks that Uninstall then takes out every object Install created,
+// the DaemonSet first, and the handle is spent.
+func TestUninstallRemovesWhatInstallCreatedNewestFirst(t *testing.T) {
+	c := fakeClients(t, nil)
+	dyn := c.dyn.(*dynamicfake.FakeDynamicClient)
+	dyn.PrependReactor("get", "customresourcedefinitions", func(act k8stesting.Action) (bool, runtime.Object, error) {
+		crd := &unstructured.Unstructured{}
+		crd.SetAPIVersion("apiextensions.k8s.io/v1")
+		crd.SetKind("CustomResourceDefinition")
+		crd.SetName(act.(k8stesting.GetAction).GetName())
+		_ = unstructured.SetNestedSlice(crd.Object, []any{map[string]any{"type": "Established", "status": "True"}}, "status", "conditions")
+		return true, crd, nil
+	})
+	var log strings.Builder
+	s, _ := newSettings(DefaultMultusImage, []InstallOption{WithRolloutTimeout(10 * time.Millisecond), WithLog(&log)})
+	inst, err := install(context.Background(), c, "multus", manifests.Multus(), s)
+	if err == nil || !strings.Contains(err.Error(), "wait for DaemonSet kube-system/") {
+		t.Fatalf("install with a DaemonSet that never rolls out: %v", err)
+	}
+	if inst == nil {
+		t.Fatal("no Installation returned with the error: nothing to Uninstall with")
+	}
+	if err := inst.Uninstall(context.Background()); err != nil {
+		t.Fatalf("Uninstall: %v", err)
+	}
+	var deleted []string
+	for _, act := range dyn.Actions() {
+		if d, ok := act.(k8stesting.DeleteAction); ok {
+			deleted = append(deleted, d.GetResource().Resource)
+		}
+	}
+	if got, want := strings.Join(deleted, " "), "clusterrolebindings clusterroles serviceaccounts customresourcedefinitions"; got != want {
+		t.Errorf("Uninstall deleted %s, want %s", got, want)
+	}
+	if !strings.Contains(log.String(), "multus: deleting DaemonSet kube-system/") {
+		t.Errorf("log does not say the DaemonSet went first:\n%s", log.String())
+	}
+	if err := inst.Uninstall(context.Background()); err != nil || len(inst.applied.Created()) != 0 {
+		t.Errorf("second Uninstall: %v, left %v", err, inst.applied.Created())
 	}
 }

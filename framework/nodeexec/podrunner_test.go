@@ -1,0 +1,73 @@
+package nodeexec
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/apply"
+	"github.com/pxe-conformance/pxe-conformance/framework/command"
+)
+
+func TestNewPodRunnerRefusesBadValues(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
+	cases := []struct {
+		name, namespace, image string
+		opts                   []PodRunnerOption
+		want                   string
+	}{
+		{"namespace", "Not_A_Namespace", "busybox", nil, `namespace "Not_A_Namespace"`},
+		{"image", "pxec", "", nil, `image "": must not be empty`},
+		{"capability", "pxec", "busybox", []PodRunnerOption{WithCapabilities("CAP_NET_ADMIN")}, `capabilities "CAP_NET_ADMIN"`},
+		{"timeout", "pxec", "busybox", []PodRunnerOption{WithPodTimeout(0)}, "pod timeout"},
+	}
+	for _, tc := range cases {
+		_, err := NewPodRunner(cfg, tc.namespace, tc.image, tc.opts...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestNodeExecReportsAFailedCommandWithItsLineAndOutput runs a command whose pod ends with
+// exit status 2 on a fake API server.
+func TestNodeExecReportsAFailedCommandWithItsLineAndOutput(t *testing.T) {
+	kube := kubefake.NewSimpleClientset()
+	var created *corev1.Pod
+	kube.PrependReactor("create", "pods", func(act k8stesting.Action) (bool, runtime.Object, error) {
+		created = act.(k8stesting.CreateAction).GetObject().(*corev1.Pod).DeepCopy()
+		return false, nil, nil
+	})
+	kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		p := created.DeepCopy()
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "exec",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2}}}}
+		return true, p, nil
+	})
+	r := &PodRunner{kube: kube, namespace: "pxec", image: "busybox", timeout: time.Minute,
+		caps: []corev1.Capability{"NET_ADMIN"}}
+	_, err := r.NodeExec(context.Background(), "kind-worker", "sh", "-c", "ip link add x type bridge")
+	var ce *command.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v is not a *command.Error", err)
+	}
+	for _, want := range []string{"exec on node kind-worker", "sh -c 'ip link add x type bridge'", "exit status 2", "fake logs"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if created.Spec.NodeName != "kind-worker" || !created.Spec.HostNetwork || created.Labels[apply.ManagedByLabel] != apply.ManagedByValue {
+		t.Errorf("pod: node %q, hostNetwork %v, labels %v", created.Spec.NodeName, created.Spec.HostNetwork, created.Labels)
+	}
+	if caps := created.Spec.Containers[0].SecurityContext.Capabilities.Add; len(caps) != 1 || caps[0] != "NET_ADMIN" {
+		t.Errorf("capabilities %v", caps)
+	}
+}
