@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,7 +167,9 @@ func TestEndToEndInNetns(t *testing.T) {
 				got = append(got, string(ev.Kind))
 			}
 		}
-		if strings.Join(got, ",") != "dhcp-discover,dhcp-offer,dhcp-request,dhcp-ack" {
+		// A client whose OFFER came after its retransmission timer (a loaded machine) sends its
+		// DISCOVER again; each is answered, and one REQUEST and ACK end the exchange.
+		if !regexp.MustCompile(`^(dhcp-discover,dhcp-offer,)+dhcp-request,dhcp-ack$`).MatchString(strings.Join(got, ",")) {
 			t.Errorf("server recorded %v", got)
 		}
 	})
