@@ -3,10 +3,7 @@ package kvm
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -88,70 +85,5 @@ func TestProbeAgreesWithTheHostFacts(t *testing.T) {
 	}
 	if !strings.Contains(v.Reason, Device) {
 		t.Errorf("reason %q does not name %s", v.Reason, Device)
-	}
-}
-
-// TestOnlyThisPackageProbesKVM keeps the probe the only place that looks at /dev/kvm: a caller
-// that opened or checked the device itself would start guests under a KVM that hangs them, as
-// the payload's QEMU test once did.
-func TestOnlyThisPackageProbesKVM(t *testing.T) {
-	root := moduleRoot(t)
-	self, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var offenders []string
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata") {
-				return filepath.SkipDir
-			}
-			if path == self {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for i, line := range strings.Split(string(b), "\n") {
-			code, _, _ := strings.Cut(line, "//")
-			if strings.Contains(code, `"`+Device+`"`) {
-				rel, _ := filepath.Rel(root, path)
-				offenders = append(offenders, fmt.Sprintf("%s:%d: %s", rel, i+1, strings.TrimSpace(line)))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(offenders) > 0 {
-		t.Errorf("these lines look at %s themselves; ask kvm.Probe (or qemu.DetectAccel) instead:\n%s", Device, strings.Join(offenders, "\n"))
-	}
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's folder")
-		}
-		dir = parent
 	}
 }

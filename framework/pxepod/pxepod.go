@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -367,30 +366,6 @@ func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {
 		return nil, fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
 	}
 	return events, nil
-}
-
-// WaitFor polls the events of mac until match accepts one, and returns it.
-func (s *Server) WaitFor(ctx context.Context, mac net.HardwareAddr, match func(pxe.Event) bool) (pxe.Event, error) {
-	var lastErr error
-	for {
-		events, err := s.Events(ctx, mac.String())
-		if err == nil {
-			for _, e := range events {
-				if match(e) {
-					return e, nil
-				}
-			}
-		}
-		lastErr = err
-		select {
-		case <-ctx.Done():
-			if lastErr != nil {
-				return pxe.Event{}, fmt.Errorf("%w (last read: %v)", context.Cause(ctx), lastErr)
-			}
-			return pxe.Event{}, context.Cause(ctx)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 // Logs returns the server container's log (JSON lines).
