@@ -120,6 +120,22 @@ func testBoot(f *fakeTarget, d time.Duration) *Boot {
 	return b
 }
 
+// callerCtx is the caller's context for a step that must end on its own: a step that ran out
+// this instead (its own bound or fail-fast broken) is caught by endedOnItsOwn.
+func callerCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// endedOnItsOwn fails the test when the step returned only because the caller's context ended.
+func endedOnItsOwn(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if ctx.Err() != nil {
+		t.Error("the step ran until the caller's context ended instead of ending on its own")
+	}
+}
+
 func ev(kind pxe.EventKind, mods ...func(*pxe.Event)) pxe.Event {
 	e := pxe.Event{MAC: testMAC.String(), Kind: kind}
 	for _, m := range mods {
@@ -147,7 +163,9 @@ func TestWaitIPXEFailsWhenIPXEGivesUpAndSaysWhatTheServerSaw(t *testing.T) {
 	f.log(ev(pxe.KindDHCPIgnored, func(e *pxe.Event) { e.Reason = pxe.ReasonNotAllowListed }))
 	b := testBoot(f, time.Minute)
 	go f.print("iPXE 1.21.1+\r\nNo configuration methods succeeded (http://ipxe.org/040ee186)\r\n")
-	_, err := b.WaitIPXE(context.Background())
+	ctx := callerCtx(t)
+	_, err := b.WaitIPXE(ctx)
+	endedOnItsOwn(t, ctx)
 	if !errors.Is(err, console.ErrFailPattern) {
 		t.Fatalf("WaitIPXE = %v, want iPXE's giving up to end the wait (not its bound)", err)
 	}
@@ -162,7 +180,9 @@ func TestWaitIPXERunsOutItsOwnBound(t *testing.T) {
 	f := newFakeTarget(t)
 	b := testBoot(f, time.Hour)
 	b.Timeouts.IPXE = 50 * time.Millisecond
-	_, err := b.WaitIPXE(context.Background())
+	ctx := callerCtx(t)
+	_, err := b.WaitIPXE(ctx)
+	endedOnItsOwn(t, ctx)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "iPXE opening the bridge interface de:00:00:00:00:de") {
 		t.Errorf("WaitIPXE = %v, want the IPXE bound to end a wait named for the interface", err)
 	}
@@ -187,7 +207,9 @@ func TestWaitDHCPFailsFastWhenTheServerIgnoresTheMAC(t *testing.T) {
 		f.log(ev(pxe.KindDHCPIgnored, func(e *pxe.Event) { e.Reason = pxe.ReasonNotAllowListed }))
 	}
 	go f.print("Configuring (net1 de:00:00:00:00:de)...")
-	_, err := b.WaitDHCP(context.Background())
+	ctx := callerCtx(t)
+	_, err := b.WaitDHCP(ctx)
+	endedOnItsOwn(t, ctx)
 	if !errors.Is(err, ErrNoDHCPAnswer) {
 		t.Fatalf("WaitDHCP = %v, want ErrNoDHCPAnswer", err)
 	}
@@ -211,7 +233,9 @@ func TestWaitDHCPTimeoutCarriesTheServersView(t *testing.T) {
 	f := newFakeTarget(t)
 	b := testBoot(f, time.Hour)
 	b.Timeouts.DHCP = 100 * time.Millisecond
-	_, err := b.WaitDHCP(context.Background())
+	ctx := callerCtx(t)
+	_, err := b.WaitDHCP(ctx)
+	endedOnItsOwn(t, ctx)
 	if err == nil || !strings.Contains(err.Error(), "the PXE server received no DHCP message from it") {
 		t.Errorf("WaitDHCP = %v, want the server's view of the MAC", err)
 	}
@@ -258,7 +282,9 @@ func TestWaitReadyFailsAtOnceOnAKernelPanic(t *testing.T) {
 	f := newFakeTarget(t)
 	b := testBoot(f, time.Hour)
 	go f.print("Kernel panic - not syncing: VFS: Unable to mount root fs\r\n")
-	_, err := b.WaitReady(context.Background())
+	ctx := callerCtx(t)
+	_, err := b.WaitReady(ctx)
+	endedOnItsOwn(t, ctx)
 	if !errors.Is(err, console.ErrFailPattern) {
 		t.Errorf("WaitReady = %v, want the panic to end the wait", err)
 	}
