@@ -121,7 +121,10 @@ func TestStartRejectsRootProblems(t *testing.T) {
 		{"kernel absent", func(c *Config) { c.Boot.Kernel = "vmlinuz-missing" }, []string{`Boot.Kernel "vmlinuz-missing"`}},
 		{"initrd is a directory", func(c *Config) { c.Boot.Initrd = "sub" }, []string{`Boot.Initrd "sub"`, "not a regular file"}},
 		{"interface absent", func(c *Config) { c.Interface = "pxecnone0" }, []string{`Interface "pxecnone0"`}},
-		{"server IP not on interface", func(c *Config) { c.ServerIP = netip.MustParseAddr("127.0.0.9") }, []string{`ServerIP "127.0.0.9"`, "not configured on interface lo"}},
+		{"server IP not on interface", func(c *Config) {
+			c.ServerIP = netip.MustParseAddr("127.0.0.9")
+			c.HTTPAddr, c.TFTPAddr = "127.0.0.9:0", "127.0.0.9:0"
+		}, []string{`ServerIP "127.0.0.9"`, "not configured on interface lo"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

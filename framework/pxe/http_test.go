@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,11 +14,25 @@ import (
 // get fetches url from the server under test and returns status and body.
 func get(t *testing.T, method, url string) (int, string) {
 	t.Helper()
+	return getFrom(t, netip.Addr{}, method, url)
+}
+
+// getFrom is get with the connection's source address set to from (any
+// loopback address works on lo), as a guest holding a reservation fetches.
+func getFrom(t *testing.T, from netip.Addr, method, url string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if from.IsValid() {
+		dialer := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))}
+		tr := &http.Transport{DialContext: dialer.DialContext}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -34,20 +49,22 @@ var nonceRE = regexp.MustCompile(`pxec\.nonce=([0-9a-f]+)`)
 func TestScriptPerMACWithFreshNonce(t *testing.T) {
 	srv := startLoopback(t, nil)
 	base := srv.BaseURL()
+	res := loopbackConfig(t).Reservations
 	tests := []struct {
 		mac      string
+		from     netip.Addr // the reservation's address, where the guest fetches from
 		wantArgs string
 	}{
-		{testMAC.String(), "initrd=initrd.img console=ttyS0,115200 quiet pxec.password=secret pxec.mac=de:00:00:00:00:de pxec.nonce="},
-		{otherMAC.String(), "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
+		{testMAC.String(), res[0].IP, "initrd=initrd.img console=ttyS0,115200 quiet pxec.password=secret pxec.mac=de:00:00:00:00:de pxec.nonce="},
+		{otherMAC.String(), res[1].IP, "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
 		// Other MAC spellings reach the same script; the script always uses the colon form.
-		{"DE-00-00-00-00-01", "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
+		{"DE-00-00-00-00-01", res[1].IP, "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mac, func(t *testing.T) {
 			var nonces []string
 			for range 2 {
-				code, body := get(t, http.MethodGet, base+"/ipxe/"+tt.mac)
+				code, body := getFrom(t, tt.from, http.MethodGet, base+"/ipxe/"+tt.mac)
 				if code != http.StatusOK {
 					t.Fatalf("status %d: %s", code, body)
 				}
@@ -108,7 +125,7 @@ func TestScriptForUnknownMACIsNotFound(t *testing.T) {
 func TestEventsEndpoint(t *testing.T) {
 	srv := startLoopback(t, nil)
 	base := srv.BaseURL()
-	get(t, http.MethodGet, base+"/ipxe/"+testMAC.String())
+	getFrom(t, loopbackConfig(t).Reservations[0].IP, http.MethodGet, base+"/ipxe/"+testMAC.String())
 	get(t, http.MethodGet, base+"/ipxe/"+strangerM.String())
 
 	tests := []struct {
