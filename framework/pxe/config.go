@@ -179,6 +179,29 @@ func (e *FieldError) Describe(name func(field string) string) string {
 // Unwrap returns the cause.
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// FieldErrors returns every *FieldError in err's tree, in order, so that a
+// caller can report each problem of an ErrInvalidConfig in its own terms.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) {
+		case *FieldError:
+			out = append(out, x)
+		case interface{ Unwrap() []error }:
+			for _, inner := range x.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			if inner := x.Unwrap(); inner != nil {
+				walk(inner)
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
 // invalidConfig wraps field errors into one error that is ErrInvalidConfig.
 func invalidConfig(errs ...error) error {
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

@@ -262,3 +262,41 @@ func TestHTTPRefusesTraversalAndWrites(t *testing.T) {
 		t.Errorf("healthz: %d %q", code, body)
 	}
 }
+
+// Issue 13, defect 2: a script fetch from any address but the MAC's own
+// was served with a fresh nonce that became the MAC's last one, so the
+// nonce check of the guest's real boot failed after a stray fetch.
+func TestScriptFetchFromAnotherAddressKeepsTheBootNonce(t *testing.T) {
+	srv := startLoopback(t, nil)
+	res := loopbackConfig(t).Reservations
+	url := srv.ScriptURL(testMAC)
+	if code, body := getFrom(t, res[0].IP, http.MethodGet, url); code != http.StatusOK {
+		t.Fatalf("guest's own fetch: status %d: %s", code, body)
+	}
+	want := LastScriptNonce(srv.Events(testMAC))
+	if want == "" {
+		t.Fatal("guest's own fetch recorded no nonce")
+	}
+	// The server's own address, and another guest's reserved one.
+	for _, from := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), res[1].IP} {
+		code, body := getFrom(t, from, http.MethodGet, url)
+		if got := LastScriptNonce(srv.Events(testMAC)); got != want {
+			t.Errorf("fetch from %s (status %d) changed the last nonce from %s to %s", from, code, want, got)
+		}
+		if strings.Contains(body, "pxec.password") {
+			t.Errorf("fetch from %s got the script with its password: %q", from, body)
+		}
+	}
+	var refused int
+	for _, ev := range srv.Events(testMAC) {
+		if ev.Kind == KindScript && ev.Reason == ReasonNotReservedAddress {
+			refused++
+			if ev.Status != http.StatusForbidden || ev.Nonce != "" || !strings.Contains(ev.Detail, "boot nonce unchanged") {
+				t.Errorf("refused fetch recorded as %+v", ev)
+			}
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d fetches recorded as %q, want 2; events %+v", refused, ReasonNotReservedAddress, srv.Events(testMAC))
+	}
+}
