@@ -121,11 +121,6 @@ func TestHTTPLongRequestsKeepEventLogAndRepliesBounded(t *testing.T) {
 // in the event log and echoed whole in the ERROR packet.
 func TestTFTPLongNamesKeepEventLogAndRepliesBounded(t *testing.T) {
 	srv := startLoopback(t, nil)
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	dst := net.UDPAddrFromAddrPort(srv.TFTPAddr())
 	// pin/tftp reads at most blocksize+4 bytes of a request: stay below.
 	long := strings.Repeat("x", tftpMaxBlockSize-100)
@@ -133,6 +128,14 @@ func TestTFTPLongNamesKeepEventLogAndRepliesBounded(t *testing.T) {
 	buf := make([]byte, 1<<16)
 	oversized, largest := 0, ""
 	for range requests {
+		// Each request from a port of its own, as separate clients send:
+		// pin/tftp's single-port mode takes a request from the port of a
+		// transfer it still tracks as a packet of that transfer.
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
 		pkt := append(append(append([]byte{0, 1}, long...), 0), "octet\x00"...)
 		if _, err := conn.WriteTo(pkt, dst); err != nil {
 			t.Fatal(err)
