@@ -211,18 +211,7 @@ func TestHTTPServesFilesAndRecordsBytes(t *testing.T) {
 func TestHTTPAttributesFilesToReservationByAddress(t *testing.T) {
 	srv := startLoopback(t, nil)
 	// Connect from 127.0.0.2, testMAC's reserved address, as the booted guest would.
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IP(loopbackConfig(t).Reservations[0].IP.AsSlice())}}
-	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.BaseURL()+"/initrd.img", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	getFrom(t, loopbackConfig(t).Reservations[0].IP, http.MethodGet, srv.BaseURL()+"/initrd.img")
 	ev := waitEvent(t, srv, testMAC, KindHTTP)
 	if ev.Path != "/initrd.img" || ev.Bytes != int64(len(testFiles["initrd.img"])) || ev.Status != http.StatusOK {
 		t.Errorf("event %+v, want /initrd.img with its size", ev)
