@@ -15,9 +15,12 @@ import (
 
 // Default listen addresses and lease time used when Config leaves them empty.
 const (
-	// DefaultHTTPAddr serves scripts and files on all addresses, port 8080.
+	// DefaultHTTPAddr listens on all addresses, port 8080: the events API
+	// answers on every one of them, scripts and files only on ServerIP
+	// (see Config.ServeAllAddrs).
 	DefaultHTTPAddr = ":8080"
-	// DefaultTFTPAddr serves TFTP on all IPv4 addresses, port 69.
+	// DefaultTFTPAddr is port 69; without Config.ServeAllAddrs its
+	// unspecified host stands for ServerIP, the only address TFTP binds.
 	DefaultTFTPAddr = "0.0.0.0:69"
 	// DefaultDHCPAddr must stay on 0.0.0.0: a socket bound to a unicast
 	// address never sees the broadcasts that clients without an address send.
@@ -52,10 +55,19 @@ type Config struct {
 	// command line of the iPXE script.
 	Boot Boot
 	// HTTPAddr is the HTTP listen address; empty means DefaultHTTPAddr.
-	// Port 0 picks a free port (see Server.HTTPAddr).
+	// Port 0 picks a free port (see Server.HTTPAddr). Its host must be
+	// ServerIP or unspecified unless ServeAllAddrs is set.
 	HTTPAddr string
-	// TFTPAddr is the TFTP listen address (IPv4 only); empty means DefaultTFTPAddr.
+	// TFTPAddr is the TFTP listen address (IPv4 only); empty means
+	// DefaultTFTPAddr. Unless ServeAllAddrs is set, its host must be
+	// ServerIP or unspecified, and an unspecified host binds ServerIP.
 	TFTPAddr string
+	// ServeAllAddrs serves scripts, files and TFTP on every address
+	// HTTPAddr and TFTPAddr cover. Without it they are served only on
+	// ServerIP, the PXE interface's address: TFTP binds ServerIP, and an
+	// HTTP connection to any other local address (the pod network, say)
+	// gets only the read-only GET /events and GET /healthz.
+	ServeAllAddrs bool
 	// DHCPAddr is the DHCP listen address (IPv4 only); empty means DefaultDHCPAddr.
 	DHCPAddr string
 	// RouterAdvertisements makes the server send IPv6 router advertisements on
@@ -114,6 +126,87 @@ func (cfg Config) Validate() error {
 	return err
 }
 
+// ErrInvalidConfig is wrapped by every error Validate and Start return for
+// a Config they cannot use, whether found by looking at the values or by
+// applying them (a Root that does not exist, an address that cannot be
+// bound). The wrapped tree holds one *FieldError per problem.
+var ErrInvalidConfig = errors.New("invalid pxe config")
+
+// FieldError is one problem with one Config field, so that a caller can
+// name the problem in its own terms (a command-line flag, say) by Field.
+type FieldError struct {
+	// Field is the Config field, e.g. "Root" or "Reservations[1].MAC".
+	Field string
+	// Value is the offending value as text; empty for a missing field.
+	Value string
+	// Problem says what is wrong, e.g. "required" or "outside Subnet 10.0.0.0/24".
+	Problem string
+	// Conflict, when set, is the field whose value Value duplicates; the
+	// message then reads "<Problem> <Conflict>".
+	Conflict string
+	// Err is the underlying cause, if any.
+	Err error
+}
+
+// Error reads `Field "Value": Problem[ Conflict][: Err]`, or `Field: Problem` when Value is empty.
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Field)
+	if e.Value != "" {
+		fmt.Fprintf(&b, " %q", e.Value)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Describe(func(field string) string { return field }))
+	return b.String()
+}
+
+// Describe is the message after the field and value, with Conflict named
+// by name (the identity gives Error's wording).
+func (e *FieldError) Describe(name func(field string) string) string {
+	msg := e.Problem
+	if e.Conflict != "" {
+		msg += " " + name(e.Conflict)
+	}
+	if e.Err != nil {
+		if msg != "" {
+			msg += ": "
+		}
+		msg += e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// FieldErrors returns every *FieldError in err's tree, in order, so that a
+// caller can report each problem of an ErrInvalidConfig in its own terms.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) {
+		case *FieldError:
+			out = append(out, x)
+		case interface{ Unwrap() []error }:
+			for _, inner := range x.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			if inner := x.Unwrap(); inner != nil {
+				walk(inner)
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
+// invalidConfig wraps field errors into one error that is ErrInvalidConfig.
+func invalidConfig(errs ...error) error {
+	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+}
+
 // settings is a validated Config with defaults filled in.
 type settings struct {
 	Config
@@ -128,10 +221,13 @@ func validate(cfg Config) (*settings, error) {
 	cfg.DNS = append([]netip.Addr(nil), cfg.DNS...)
 	var errs []error
 	bad := func(field string, value any, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s %q: %s", field, fmt.Sprint(value), fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: field, Value: fmt.Sprint(value), Problem: fmt.Sprintf(format, args...)})
 	}
 	missing := func(field string) {
-		errs = append(errs, fmt.Errorf("%s: required", field))
+		errs = append(errs, &FieldError{Field: field, Problem: "required"})
+	}
+	duplicate := func(field string, value any, conflict string) {
+		errs = append(errs, &FieldError{Field: field, Value: fmt.Sprint(value), Problem: "duplicates", Conflict: conflict})
 	}
 
 	if cfg.Interface == "" {
@@ -233,6 +329,12 @@ func validate(cfg Config) (*settings, error) {
 		}
 		if p := listenAddrProblem(a.value, a.field != "HTTPAddr"); p != "" {
 			bad(a.field, a.value, "%s", p)
+		} else if a.field != "DHCPAddr" && !cfg.ServeAllAddrs && cfg.ServerIP.IsValid() {
+			// Scripts, files and TFTP are served on ServerIP only: a
+			// listener elsewhere would serve them nowhere.
+			if host := listenHost(a.value); host.IsValid() && !host.IsUnspecified() && host != cfg.ServerIP {
+				bad(a.field, a.value, "is neither ServerIP %s nor an unspecified address (set ServeAllAddrs to serve elsewhere)", cfg.ServerIP)
+			}
 		}
 	}
 	if cfg.HTTPAddr == "" {
@@ -269,7 +371,7 @@ func validate(cfg Config) (*settings, error) {
 		if ok {
 			key := r.MAC.String()
 			if j, dup := macAt[key]; dup {
-				bad(field+".MAC", r.MAC, "duplicates Reservations[%d].MAC", j)
+				duplicate(field+".MAC", r.MAC, fmt.Sprintf("Reservations[%d].MAC", j))
 				ok = false
 			} else {
 				macAt[key] = i
@@ -292,7 +394,7 @@ func validate(cfg Config) (*settings, error) {
 				ok = false
 			}
 			if j, dup := ipAt[r.IP]; dup {
-				bad(field+".IP", r.IP, "duplicates Reservations[%d].IP", j)
+				duplicate(field+".IP", r.IP, fmt.Sprintf("Reservations[%d].IP", j))
 				ok = false
 			} else {
 				ipAt[r.IP] = i
@@ -327,7 +429,7 @@ func validate(cfg Config) (*settings, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid pxe config: %w", errors.Join(errs...))
+		return nil, invalidConfig(errs...)
 	}
 	s.Config = cfg
 	return s, nil
@@ -424,6 +526,23 @@ func hostnameProblem(h string) string {
 		}
 	}
 	return ""
+}
+
+// listenHost returns the host of a checked listen address, unmapped; the
+// empty host is IPv4's unspecified address.
+func listenHost(addr string) netip.Addr {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	if host == "" {
+		return netip.IPv4Unspecified()
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
 }
 
 // listenAddrProblem checks a host:port listen address; ipv4Only rejects IPv6 hosts.

@@ -1,6 +1,7 @@
 package pxe
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -111,6 +112,18 @@ func TestStartRejectsRootProblems(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// replace swaps a chainload file for something that cannot be served.
+	replace := func(name string, with func(path string) error) func(*Config) {
+		return func(c *Config) {
+			p := filepath.Join(c.Root, name)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := with(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -121,7 +134,17 @@ func TestStartRejectsRootProblems(t *testing.T) {
 		{"kernel absent", func(c *Config) { c.Boot.Kernel = "vmlinuz-missing" }, []string{`Boot.Kernel "vmlinuz-missing"`}},
 		{"initrd is a directory", func(c *Config) { c.Boot.Initrd = "sub" }, []string{`Boot.Initrd "sub"`, "not a regular file"}},
 		{"interface absent", func(c *Config) { c.Interface = "pxecnone0" }, []string{`Interface "pxecnone0"`}},
-		{"server IP not on interface", func(c *Config) { c.ServerIP = netip.MustParseAddr("127.0.0.9") }, []string{`ServerIP "127.0.0.9"`, "not configured on interface lo"}},
+		// Issue 13, defect 5: these were accepted without a word.
+		{"BIOS loader is a directory", replace(BIOSLoader, func(p string) error { return os.Mkdir(p, 0o755) }),
+			[]string{`Root "`, "chainload file " + BIOSLoader, "not a regular file"}},
+		{"EFI loader leads outside the root", replace(EFILoader, func(p string) error { return os.Symlink(file, p) }),
+			[]string{`Root "`, "chainload file " + EFILoader, "outside the root"}},
+		{"EFI loader is a dangling link", replace(EFILoader, func(p string) error { return os.Symlink("nowhere.efi", p) }),
+			[]string{`Root "`, "chainload file " + EFILoader}},
+		{"server IP not on interface", func(c *Config) {
+			c.ServerIP = netip.MustParseAddr("127.0.0.9")
+			c.HTTPAddr, c.TFTPAddr = "127.0.0.9:0", "127.0.0.9:0"
+		}, []string{`ServerIP "127.0.0.9"`, "not configured on interface lo"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,11 +155,63 @@ func TestStartRejectsRootProblems(t *testing.T) {
 				srv.Stop(t.Context())
 				t.Fatal("Start accepted the config")
 			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("error %q is not ErrInvalidConfig", err)
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
 		})
+	}
+}
+
+func TestStartAcceptsMissingChainloadFiles(t *testing.T) {
+	// Firmware with iPXE of its own never asks for them.
+	startLoopback(t, func(c *Config) {
+		for _, name := range []string{BIOSLoader, EFILoader} {
+			if err := os.Remove(filepath.Join(c.Root, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestStartReportsEveryPayloadProblem(t *testing.T) {
+	cfg := loopbackConfig(t)
+	cfg.Boot.Kernel, cfg.Boot.Initrd = "no-kernel", "no-initrd"
+	if err := os.Remove(filepath.Join(cfg.Root, BIOSLoader)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(cfg.Root, BIOSLoader), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Start(t.Context(), cfg)
+	if err == nil {
+		srv.Stop(t.Context())
+		t.Fatal("Start accepted the config")
+	}
+	var fields []string
+	for _, fe := range FieldErrors(err) {
+		fields = append(fields, fe.Field)
+	}
+	if got := strings.Join(fields, " "); got != "Boot.Kernel Boot.Initrd Root" {
+		t.Errorf("fields %q, want Boot.Kernel Boot.Initrd Root; error %q", got, err)
+	}
+}
+
+func TestValidateRefusesListenersOffServerIP(t *testing.T) {
+	cfg := loopbackConfig(t)
+	cfg.HTTPAddr, cfg.TFTPAddr = "127.0.0.5:0", "127.0.0.5:0"
+	_, err := validate(cfg)
+	for _, w := range []string{`HTTPAddr "127.0.0.5:0": is neither ServerIP 127.0.0.1`, `TFTPAddr "127.0.0.5:0": is neither ServerIP 127.0.0.1`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not contain %q", err, w)
+		}
+	}
+	cfg.ServeAllAddrs = true
+	if _, err := validate(cfg); err != nil {
+		t.Errorf("with ServeAllAddrs: %v", err)
 	}
 }

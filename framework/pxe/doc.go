@@ -23,4 +23,26 @@
 // Every DHCP exchange, script, file transfer and router solicitation is
 // recorded as an Event (Server.Events, Server.WaitFor, and GET /events over
 // HTTP). File transfers are recorded when they end, with bytes and duration.
+//
+// Scripts, files and TFTP are served only on ServerIP, the PXE interface's
+// address: TFTP binds it, and an HTTP connection to any other address the
+// listener covers (the pod network, through which the suite reads events)
+// gets only the read-only GET /events and GET /healthz, anything else 403
+// (Config.ServeAllAddrs widens this). A MAC's script is served only to the
+// address reserved for it; a fetch from anywhere else is refused with 403
+// and recorded with ReasonNotReservedAddress, so it hands out no nonce and
+// never changes what LastScriptNonce returns.
+//
+// No client can make the server grow without bound: request line and
+// headers are limited to 8 KiB, every string an event keeps is cut to 512
+// bytes with a visible TruncationMark suffix, the log keeps at most 100,000
+// events and 8 MiB of their JSON (dropping the oldest), error replies quote
+// at most 64 bytes of input, and log lines are rate-limited (50 a second
+// after a burst of 500) with a SuppressedMessage line counting what was
+// dropped.
+//
+// Every Config problem, whether Validate finds it or Start does when it
+// applies the value (a Root that does not exist, an unreadable kernel or
+// chainload file, an address that cannot be bound), is an error wrapping
+// ErrInvalidConfig with one FieldError per problem (see FieldErrors).
 package pxe

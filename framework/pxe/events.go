@@ -2,11 +2,15 @@ package pxe
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // EventKind names what happened in an Event.
@@ -104,30 +108,45 @@ type Event struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// maxEvents bounds the log so a flood of requests cannot exhaust memory;
-// the oldest half is dropped when it is reached.
-const maxEvents = 100000
+// Bounds of the event log. A client controls what a request path, a TFTP
+// file name or a DHCP option carries, so every string an event keeps is cut
+// to maxFieldBytes, and the log as a whole keeps at most maxEvents events
+// and maxLogBytes bytes of their JSON form: when either is exceeded the
+// oldest events are dropped until half of both budgets is free again. A boot
+// records about fifteen events of some 300 bytes each, so 8 MiB hold tens of
+// thousands of boots while GET /events never returns more than about 12 MiB.
+const (
+	maxEvents     = 100000
+	maxLogBytes   = 8 << 20
+	maxFieldBytes = 512
+)
 
 // eventLog is an append-only, bounded list of events that waiters can follow.
 type eventLog struct {
 	log *slog.Logger
 
-	mu      sync.Mutex
-	events  []Event
-	dropped int           // events dropped from the front, for absolute indexes
-	changed chan struct{} // closed and replaced on every append
-	closed  bool
+	mu       sync.Mutex
+	events   []Event
+	sizes    []int // JSON size of each event in events
+	bytes    int   // sum of sizes
+	maxCount int
+	maxBytes int
+	dropped  int           // events dropped from the front, for absolute indexes
+	changed  chan struct{} // closed and replaced on every append
+	closed   bool
 }
 
 func newEventLog(log *slog.Logger) *eventLog {
-	return &eventLog{log: log, changed: make(chan struct{})}
+	return &eventLog{log: log, changed: make(chan struct{}), maxCount: maxEvents, maxBytes: maxLogBytes}
 }
 
-// record stamps ev with the current time if it has none, logs it and appends it.
+// record stamps ev with the current time if it has none, bounds its
+// strings, logs it and appends it.
 func (l *eventLog) record(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	ev = ev.bounded()
 	level := slog.LevelInfo
 	if ev.Reason != "" {
 		level = slog.LevelWarn
@@ -148,19 +167,71 @@ func (l *eventLog) record(ev Event) {
 		slog.String("reason", ev.Reason),
 		slog.String("detail", ev.Detail),
 	)
+	size := eventSize(ev)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.events) >= maxEvents {
-		half := len(l.events) / 2
-		l.events = append(l.events[:0:0], l.events[half:]...)
-		l.dropped += half
+	if len(l.events) >= l.maxCount || l.bytes+size > l.maxBytes {
+		l.trim(size)
 	}
 	l.events = append(l.events, ev)
+	l.sizes = append(l.sizes, size)
+	l.bytes += size
 	if !l.closed {
 		close(l.changed)
 		l.changed = make(chan struct{})
 	}
+}
+
+// trim drops the oldest events until half the count and half the bytes are
+// free, with room for one more event of size bytes; the caller holds l.mu.
+func (l *eventLog) trim(size int) {
+	n := 0
+	for n < len(l.events) && (len(l.events)-n > l.maxCount/2 || l.bytes+size > l.maxBytes/2) {
+		l.bytes -= l.sizes[n]
+		n++
+	}
+	// Copy rather than reslice so the dropped events' memory is released.
+	l.events = append(l.events[:0:0], l.events[n:]...)
+	l.sizes = append(l.sizes[:0:0], l.sizes[n:]...)
+	l.dropped += n
+}
+
+// eventSize is the length of ev's JSON form, what it costs GET /events.
+func eventSize(ev Event) int {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return maxFieldBytes // unreachable: Event has only plain fields
+	}
+	return len(b)
+}
+
+// bounded returns ev with every string cut to maxFieldBytes.
+func (ev Event) bounded() Event {
+	for _, f := range []*string{&ev.MAC, &ev.Protocol, &ev.Remote, &ev.IP, &ev.Path, &ev.Nonce,
+		&ev.ClientArch, &ev.Firmware, &ev.UserClass, &ev.Reason, &ev.Detail} {
+		*f = clip(*f, maxFieldBytes)
+	}
+	ev.Kind = EventKind(clip(string(ev.Kind), maxFieldBytes))
+	return ev
+}
+
+// TruncationMark starts the suffix clip leaves on a string it cut; the
+// suffix goes on with the original length: "…(truncated, 1000000 bytes)".
+const TruncationMark = "…(truncated, "
+
+// clip returns s unchanged when it has at most max bytes, else its first
+// max bytes (not splitting a UTF-8 sequence) and a suffix saying how long
+// s was, so a reader sees that something was cut.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + TruncationMark + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // list returns a copy of the events of mac, or of all events when mac is "".
@@ -228,14 +299,21 @@ func macKey(mac net.HardwareAddr) string {
 	return mac.String()
 }
 
+// maxEchoBytes bounds how much of a client's input an error reply quotes.
+const maxEchoBytes = 64
+
+// errNotMAC is what parseMAC wraps for text that is no MAC at all.
+var errNotMAC = errors.New("not a MAC address")
+
 // parseMAC accepts a 6-byte MAC in any form net.ParseMAC knows.
 func parseMAC(s string) (net.HardwareAddr, error) {
 	hw, err := net.ParseMAC(s)
 	if err != nil {
-		return nil, fmt.Errorf("parse mac %q: %w", s, err)
+		// net.ParseMAC's error quotes its whole input: keep our own words.
+		return nil, fmt.Errorf("parse mac %q: %w", clip(s, maxEchoBytes), errNotMAC)
 	}
 	if len(hw) != 6 {
-		return nil, fmt.Errorf("parse mac %q: want a 6-byte Ethernet address", s)
+		return nil, fmt.Errorf("parse mac %q: want a 6-byte Ethernet address", clip(s, maxEchoBytes))
 	}
 	return hw, nil
 }

@@ -1,7 +1,12 @@
 package pxe
 
 import (
+	"bufio"
+	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +83,84 @@ func FuzzResolvePath(f *testing.F) {
 		}
 		if resolved, err := filepath.EvalSymlinks(got); err != nil || resolved != got {
 			t.Fatalf("resolvePath(%q) = %q, not fully resolved (%q, %v)", name, got, resolved, err)
+		}
+	})
+}
+
+// FuzzHTTPHandler sends arbitrary request lines, from arbitrary addresses,
+// to either the server's own address or another one, through the HTTP
+// handler: it may not panic, an error reply never quotes more than a few
+// dozen bytes of input, every string an event keeps is bounded, scripts
+// and files are answered only on ServerIP, and a MAC's boot nonce changes
+// only when its own reserved address fetched its script there.
+func FuzzHTTPHandler(f *testing.F) {
+	// A server without sockets: the handler is all this target drives.
+	cfg := loopbackConfig(f)
+	st, err := validate(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	files, err := openFileRoot(st.Root)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { files.close() })
+	srv := &Server{cfg: st, log: discardLogger(), files: files, baseURL: "http://127.0.0.1:8080"}
+	h := srv.httpHandler()
+	guest := cfg.Reservations[0].IP.String() + ":40000"
+	for _, seed := range []struct {
+		method, target, remote string
+		onServerIP             bool
+	}{
+		{"GET", "/ipxe/" + testMAC.String(), guest, true},
+		{"GET", "/ipxe/" + testMAC.String(), "127.0.0.1:40000", true},
+		{"GET", "/ipxe/" + testMAC.String(), guest, false},
+		{"HEAD", "/vmlinuz", guest, true},
+		{"GET", "/events?mac=" + testMAC.String(), "10.0.0.1:1", false},
+		{"GET", "/events?mac=zz&mac=", "[::1]:1", true},
+		{"GET", "/%2e%2e/etc/passwd", guest, true},
+		{"POST", "/ipxe/x", guest, true},
+	} {
+		f.Add(seed.method, seed.target, seed.remote, seed.onServerIP)
+	}
+	local := &net.TCPAddr{IP: net.IP(cfg.ServerIP.AsSlice()), Port: 8080}
+	other := &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 8080}
+	f.Fuzz(func(t *testing.T, method, target, remote string, onServerIP bool) {
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(method + " " + target + " HTTP/1.1\r\nHost: pxe\r\n\r\n")))
+		if err != nil {
+			return
+		}
+		req.RemoteAddr = remote
+		to := other
+		if onServerIP {
+			to = local
+		}
+		req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, to))
+		srv.events = newEventLog(discardLogger()) // this request's events only
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+
+		path := req.URL.Path
+		api := path == "/events" || path == "/healthz"
+		if rec.Code >= 400 && rec.Body.Len() > 2*maxEchoBytes+100 {
+			t.Fatalf("%s %q: error reply of %d bytes: %.100q", method, target, rec.Body.Len(), rec.Body.String())
+		}
+		if rec.Code < 300 && !onServerIP && !api {
+			t.Fatalf("%s %q to another address answered %d", method, target, rec.Code)
+		}
+		for _, ev := range srv.events.list("") {
+			for _, s := range []string{ev.MAC, ev.Remote, ev.Path, ev.Reason, ev.Detail, ev.Nonce} {
+				if len(s) > maxFieldBytes+len(TruncationMark)+20 {
+					t.Fatalf("%s %q: event keeps a %d-byte string", method, target, len(s))
+				}
+			}
+			if ev.Kind == KindScript && ev.Nonce != "" {
+				from, err := netip.ParseAddrPort(remote)
+				res, ok := srv.cfg.byMAC[ev.MAC]
+				if err != nil || !ok || from.Addr().Unmap() != res.IP || !onServerIP || ev.Status != http.StatusOK {
+					t.Fatalf("%s %q from %q (on ServerIP: %v) handed out nonce %s for %s", method, target, remote, onServerIP, ev.Nonce, ev.MAC)
+				}
+			}
 		}
 	})
 }

@@ -3,10 +3,36 @@ package pxe
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"time"
+)
+
+// HTTP server bounds. iPXE's requests carry a few hundred bytes of request
+// line and headers, so 8 KiB (net/http allows 4 KiB of slack on top) is
+// ample, and a longer request gets 431 before any handler or log sees it.
+// The header timeout bounds a client that opens a connection and sends
+// nothing; there is no whole-request timeout because a slow guest may
+// legitimately take minutes to pull an initrd.
+const (
+	httpMaxHeaderBytes    = 8 << 10
+	httpReadHeaderTimeout = 10 * time.Second
+	httpIdleTimeout       = 2 * time.Minute
+)
+
+// Reasons of HTTP requests the server refuses on purpose.
+const (
+	// ReasonNotReservedAddress is the Reason of a script request for a
+	// reserved MAC that does not come from that MAC's reserved address: it
+	// is refused with 403, so it hands out no nonce and cannot change the
+	// MAC's last one (LastScriptNonce). Detail names both addresses.
+	ReasonNotReservedAddress = "not from the MAC's reserved address"
+	// ReasonNotServerIP is the Reason of a script or file request that
+	// reached the server on an address other than ServerIP while
+	// Config.ServeAllAddrs is off: it is refused with 403. Detail names the address.
+	ReasonNotServerIP = "not addressed to ServerIP"
 )
 
 // httpHandler routes the server's HTTP endpoints. ServeMux patterns with GET
@@ -17,16 +43,56 @@ import (
 //	GET /events[?mac=M]   JSON array of recorded events, all or one MAC's
 //	GET /healthz          "ok"
 //	GET /{path...}        files under Root
+//
+// Unless Config.ServeAllAddrs is set, only connections to ServerIP reach
+// scripts and files; a connection to any other address the listener covers
+// (the pod network, through which the suite reads /events) gets the
+// read-only events API and 403 for everything else.
 func (s *Server) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+scriptPathPrefix+"{mac}", s.serveScript)
-	mux.HandleFunc("GET /events", s.serveEvents)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
+	pxe := http.NewServeMux()
+	pxe.HandleFunc("GET "+scriptPathPrefix+"{mac}", s.serveScript)
+	pxe.HandleFunc("GET /", s.serveFile)
+	other := http.NewServeMux()
+	other.HandleFunc("GET "+scriptPathPrefix+"{mac}", s.refuseOffServerIP)
+	other.HandleFunc("GET /", s.refuseOffServerIP)
+	for _, mux := range []*http.ServeMux{pxe, other} {
+		mux.HandleFunc("GET /events", s.serveEvents)
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(w, "ok")
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.ServeAllAddrs || localOf(r) == s.cfg.ServerIP {
+			pxe.ServeHTTP(w, r)
+			return
+		}
+		other.ServeHTTP(w, r)
 	})
-	mux.HandleFunc("GET /", s.serveFile)
-	return mux
+}
+
+// localOf is the local address a request arrived on, unmapped; invalid
+// when the request did not come through a net/http server.
+func localOf(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return addrPort(a).Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// refuseOffServerIP answers a script or file request that did not reach
+// ServerIP, and records it: a script request under the MAC it names.
+func (s *Server) refuseOffServerIP(w http.ResponseWriter, r *http.Request) {
+	ev := Event{Kind: KindHTTP, Protocol: ProtoHTTP, Path: r.URL.Path, Remote: r.RemoteAddr,
+		Status: http.StatusForbidden, Reason: ReasonNotServerIP, Detail: "addressed to " + localOf(r).String()}
+	if raw := r.PathValue("mac"); raw != "" {
+		ev.Kind = KindScript
+		if hw, err := parseMAC(raw); err == nil {
+			ev.MAC = macKey(hw)
+		}
+	}
+	http.Error(w, "scripts and files are served only on the PXE interface's address", ev.Status)
+	s.events.record(ev)
 }
 
 // countingWriter remembers the status and counts body bytes for the event log.
@@ -65,12 +131,11 @@ func remoteOf(r *http.Request) netip.Addr {
 func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ev := Event{Kind: KindScript, Protocol: ProtoHTTP, Path: r.URL.Path, Remote: r.RemoteAddr}
-	raw := r.PathValue("mac")
-	hw, err := parseMAC(raw)
+	hw, err := parseMAC(r.PathValue("mac"))
 	if err != nil {
 		ev.Status = http.StatusBadRequest
 		ev.Reason = err.Error()
-		http.Error(w, fmt.Sprintf("bad mac %q in script path: %v", raw, err), ev.Status)
+		http.Error(w, fmt.Sprintf("bad mac in script path: %v", err), ev.Status)
 		s.events.record(ev)
 		return
 	}
@@ -80,6 +145,16 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 		ev.Status = http.StatusNotFound
 		ev.Reason = ReasonNotAllowListed
 		http.Error(w, fmt.Sprintf("no reservation for mac %s", ev.MAC), ev.Status)
+		s.events.record(ev)
+		return
+	}
+	// Only the guest that holds the reservation may take a nonce: a fetch
+	// from anywhere else would make the guest's own boot look stale.
+	if from := remoteOf(r); from != res.IP {
+		ev.Status = http.StatusForbidden
+		ev.Reason = ReasonNotReservedAddress
+		ev.Detail = fmt.Sprintf("from %s, reserved address %s; boot nonce unchanged", from, res.IP)
+		http.Error(w, "a script is served only to its MAC's reserved address", ev.Status)
 		s.events.record(ev)
 		return
 	}
@@ -111,7 +186,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		hw, err := parseMAC(raw[0])
 		if err != nil {
-			http.Error(w, fmt.Sprintf("bad mac %q: %v", raw[0], err), http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("bad mac parameter: %v", err), http.StatusBadRequest)
 			return
 		}
 		mac = macKey(hw)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,11 +14,25 @@ import (
 // get fetches url from the server under test and returns status and body.
 func get(t *testing.T, method, url string) (int, string) {
 	t.Helper()
+	return getFrom(t, netip.Addr{}, method, url)
+}
+
+// getFrom is get with the connection's source address set to from (any
+// loopback address works on lo), as a guest holding a reservation fetches.
+func getFrom(t *testing.T, from netip.Addr, method, url string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if from.IsValid() {
+		dialer := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))}
+		tr := &http.Transport{DialContext: dialer.DialContext}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -34,20 +49,22 @@ var nonceRE = regexp.MustCompile(`pxec\.nonce=([0-9a-f]+)`)
 func TestScriptPerMACWithFreshNonce(t *testing.T) {
 	srv := startLoopback(t, nil)
 	base := srv.BaseURL()
+	res := loopbackConfig(t).Reservations
 	tests := []struct {
 		mac      string
+		from     netip.Addr // the reservation's address, where the guest fetches from
 		wantArgs string
 	}{
-		{testMAC.String(), "initrd=initrd.img console=ttyS0,115200 quiet pxec.password=secret pxec.mac=de:00:00:00:00:de pxec.nonce="},
-		{otherMAC.String(), "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
+		{testMAC.String(), res[0].IP, "initrd=initrd.img console=ttyS0,115200 quiet pxec.password=secret pxec.mac=de:00:00:00:00:de pxec.nonce="},
+		{otherMAC.String(), res[1].IP, "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
 		// Other MAC spellings reach the same script; the script always uses the colon form.
-		{"DE-00-00-00-00-01", "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
+		{"DE-00-00-00-00-01", res[1].IP, "initrd=initrd.img console=ttyS0,115200 quiet pxec.mac=de:00:00:00:00:01 pxec.nonce="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mac, func(t *testing.T) {
 			var nonces []string
 			for range 2 {
-				code, body := get(t, http.MethodGet, base+"/ipxe/"+tt.mac)
+				code, body := getFrom(t, tt.from, http.MethodGet, base+"/ipxe/"+tt.mac)
 				if code != http.StatusOK {
 					t.Fatalf("status %d: %s", code, body)
 				}
@@ -108,7 +125,7 @@ func TestScriptForUnknownMACIsNotFound(t *testing.T) {
 func TestEventsEndpoint(t *testing.T) {
 	srv := startLoopback(t, nil)
 	base := srv.BaseURL()
-	get(t, http.MethodGet, base+"/ipxe/"+testMAC.String())
+	getFrom(t, loopbackConfig(t).Reservations[0].IP, http.MethodGet, base+"/ipxe/"+testMAC.String())
 	get(t, http.MethodGet, base+"/ipxe/"+strangerM.String())
 
 	tests := []struct {
@@ -194,18 +211,7 @@ func TestHTTPServesFilesAndRecordsBytes(t *testing.T) {
 func TestHTTPAttributesFilesToReservationByAddress(t *testing.T) {
 	srv := startLoopback(t, nil)
 	// Connect from 127.0.0.2, testMAC's reserved address, as the booted guest would.
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IP(loopbackConfig(t).Reservations[0].IP.AsSlice())}}
-	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.BaseURL()+"/initrd.img", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	getFrom(t, loopbackConfig(t).Reservations[0].IP, http.MethodGet, srv.BaseURL()+"/initrd.img")
 	ev := waitEvent(t, srv, testMAC, KindHTTP)
 	if ev.Path != "/initrd.img" || ev.Bytes != int64(len(testFiles["initrd.img"])) || ev.Status != http.StatusOK {
 		t.Errorf("event %+v, want /initrd.img with its size", ev)
@@ -243,5 +249,43 @@ func TestHTTPRefusesTraversalAndWrites(t *testing.T) {
 	code, body := get(t, http.MethodGet, base+"/healthz")
 	if code != http.StatusOK || strings.TrimSpace(body) != "ok" {
 		t.Errorf("healthz: %d %q", code, body)
+	}
+}
+
+// Issue 13, defect 2: a script fetch from any address but the MAC's own
+// was served with a fresh nonce that became the MAC's last one, so the
+// nonce check of the guest's real boot failed after a stray fetch.
+func TestScriptFetchFromAnotherAddressKeepsTheBootNonce(t *testing.T) {
+	srv := startLoopback(t, nil)
+	res := loopbackConfig(t).Reservations
+	url := srv.ScriptURL(testMAC)
+	if code, body := getFrom(t, res[0].IP, http.MethodGet, url); code != http.StatusOK {
+		t.Fatalf("guest's own fetch: status %d: %s", code, body)
+	}
+	want := LastScriptNonce(srv.Events(testMAC))
+	if want == "" {
+		t.Fatal("guest's own fetch recorded no nonce")
+	}
+	// The server's own address, and another guest's reserved one.
+	for _, from := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), res[1].IP} {
+		code, body := getFrom(t, from, http.MethodGet, url)
+		if got := LastScriptNonce(srv.Events(testMAC)); got != want {
+			t.Errorf("fetch from %s (status %d) changed the last nonce from %s to %s", from, code, want, got)
+		}
+		if strings.Contains(body, "pxec.password") {
+			t.Errorf("fetch from %s got the script with its password: %q", from, body)
+		}
+	}
+	var refused int
+	for _, ev := range srv.Events(testMAC) {
+		if ev.Kind == KindScript && ev.Reason == ReasonNotReservedAddress {
+			refused++
+			if ev.Status != http.StatusForbidden || ev.Nonce != "" || !strings.Contains(ev.Detail, "boot nonce unchanged") {
+				t.Errorf("refused fetch recorded as %+v", ev)
+			}
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d fetches recorded as %q, want 2; events %+v", refused, ReasonNotReservedAddress, srv.Events(testMAC))
 	}
 }

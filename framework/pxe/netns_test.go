@@ -5,13 +5,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -411,5 +416,148 @@ func checkEmptyRA(t *testing.T, b []byte) {
 		if opts[0] == 3 {
 			t.Errorf("advertisement carries prefix information %x", opts[:int(opts[1])*8])
 		}
+	}
+}
+
+// nsHTTPClient is an HTTP client whose connections are opened inside the
+// namespace at nsPath, from local when it is valid.
+func nsHTTPClient(t *testing.T, nsPath string, local netip.Addr) *http.Client {
+	t.Helper()
+	dialer := &net.Dialer{}
+	if local.IsValid() {
+		dialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := inNetns(nsPath, func() error {
+			var err error
+			c, err = dialer.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// nsGet fetches url with client and returns status and body.
+func nsGet(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// In the pod the HTTP port listens on every interface because the suite
+// reads /events through the pod network; scripts, files and TFTP must
+// still be served on the PXE interface's address only. The server's
+// namespace here has the PXE interface (10.231.7.1) and loopback, which
+// stands in for the pod network.
+func TestScriptsFilesAndTFTPOnlyOnServerIP(t *testing.T) {
+	lab := newNetnsLab(t)
+	serverNS, clientNS := lab.nsPath(lab.serverNS), lab.nsPath(lab.clientNS)
+	ipCmd(t, "-n", lab.clientNS, "addr", "add", "10.231.7.10/24", "dev", lab.clientIf)
+	serverIP, guestIP := netip.MustParseAddr("10.231.7.1"), netip.MustParseAddr("10.231.7.10")
+
+	for _, serveAll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ServeAllAddrs=%v", serveAll), func(t *testing.T) {
+			srv, err := Start(t.Context(), Config{
+				Interface:     lab.serverIf,
+				ServerIP:      serverIP,
+				Subnet:        netip.MustParsePrefix("10.231.7.0/24"),
+				Reservations:  []Reservation{{MAC: testMAC, IP: guestIP}},
+				Root:          testRoot(t),
+				Boot:          Boot{Kernel: "vmlinuz", Initrd: "initrd.img"},
+				ServeAllAddrs: serveAll,
+				Netns:         serverNS,
+				Logger:        testLogger(t),
+			})
+			if err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := srv.Stop(ctx); err != nil {
+					t.Errorf("Stop: %v", err)
+				}
+			}()
+			port := strconv.Itoa(int(srv.HTTPAddr().Port()))
+			pod := "http://127.0.0.1:" + port
+			guest := nsHTTPClient(t, clientNS, guestIP)
+			local := nsHTTPClient(t, serverNS, netip.Addr{})
+
+			// The guest, on the PXE segment, gets its script and files.
+			if code, body := nsGet(t, guest, srv.ScriptURL(testMAC)); code != http.StatusOK || !strings.Contains(body, "pxec.nonce=") {
+				t.Errorf("guest's script: status %d %q", code, body)
+			}
+			if code, body := nsGet(t, guest, srv.BaseURL()+"/vmlinuz"); code != http.StatusOK || body != testFiles["vmlinuz"] {
+				t.Errorf("guest's kernel: status %d %q", code, body)
+			}
+			nonce := LastScriptNonce(srv.Events(testMAC))
+
+			// The events API answers on the other address too.
+			if code, body := nsGet(t, local, pod+"/events?mac="+testMAC.String()); code != http.StatusOK || !strings.Contains(body, nonce) {
+				t.Errorf("events on the pod address: status %d %.200q", code, body)
+			}
+			if code, _ := nsGet(t, local, pod+"/healthz"); code != http.StatusOK {
+				t.Errorf("healthz on the pod address: status %d", code)
+			}
+			code, body := nsGet(t, local, pod+"/vmlinuz")
+			switch {
+			case serveAll && code != http.StatusOK:
+				t.Errorf("kernel on the pod address with ServeAllAddrs: status %d", code)
+			case !serveAll && (code != http.StatusForbidden || strings.Contains(body, testFiles["vmlinuz"])):
+				t.Errorf("kernel on the pod address: status %d %q, want 403", code, body)
+			}
+			// A script fetched there is refused either way: 127.0.0.1 is
+			// not the guest's address. It never takes the guest's nonce.
+			if code, body := nsGet(t, local, pod+scriptPathPrefix+testMAC.String()); code != http.StatusForbidden || strings.Contains(body, "pxec.") {
+				t.Errorf("script on the pod address: status %d %q, want 403", code, body)
+			}
+			if got := LastScriptNonce(srv.Events(testMAC)); got != nonce {
+				t.Errorf("last nonce %s, want the guest's %s", got, nonce)
+			}
+			if !serveAll {
+				ev := waitEventMatching(t, srv, func(e Event) bool { return e.Reason == ReasonNotServerIP && e.Path == "/vmlinuz" })
+				if ev.Status != http.StatusForbidden || ev.Detail != "addressed to 127.0.0.1" {
+					t.Errorf("refusal recorded as %+v", ev)
+				}
+			}
+
+			// TFTP binds ServerIP unless widened; a read request to the
+			// other address then finds no socket (ICMP port unreachable).
+			tftpHost := srv.TFTPAddr().Addr()
+			if want := map[bool]netip.Addr{false: serverIP, true: netip.IPv4Unspecified()}[serveAll]; tftpHost != want {
+				t.Errorf("TFTP bound to %s, want %s", tftpHost, want)
+			}
+			err = inNetns(serverNS, func() error {
+				c, err := net.Dial("udp4", "127.0.0.1:"+strconv.Itoa(int(srv.TFTPAddr().Port())))
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				if _, err := c.Write([]byte("\x00\x01vmlinuz\x00octet\x00")); err != nil {
+					return err
+				}
+				c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a guard against a hang, not an assertion
+				_, err = c.Read(make([]byte, 600))
+				return err
+			})
+			if refused := errors.Is(err, syscall.ECONNREFUSED); refused == serveAll {
+				t.Errorf("TFTP read request to 127.0.0.1: %v (ServeAllAddrs=%v)", err, serveAll)
+			}
+		})
 	}
 }

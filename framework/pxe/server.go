@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +22,7 @@ import (
 type Server struct {
 	cfg     *settings
 	log     *slog.Logger
+	logLim  *limitedHandler
 	events  *eventLog
 	files   *fileRoot
 	dhcp    *dhcpResponder
@@ -71,24 +75,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start pxe server on %s: %w", st.Interface, err)
 	}
-	log := st.Logger.With("component", "pxe", "interface", st.Interface)
+	logLim := newLimitedHandler(st.Logger.Handler(), time.Now)
+	log := slog.New(logLim).With("component", "pxe", "interface", st.Interface)
 
-	files, err := openFileRoot(st.Root)
+	files, err := openPayload(st, log)
 	if err != nil {
-		return nil, fmt.Errorf("invalid pxe config: Root %q: %w", st.Root, err)
-	}
-	for _, f := range []struct{ field, name string }{{"Boot.Kernel", st.Boot.Kernel}, {"Boot.Initrd", st.Boot.Initrd}} {
-		fh, _, err := files.open(f.name)
-		if err != nil {
-			files.close()
-			return nil, fmt.Errorf("invalid pxe config: %s %q under Root %q: %w", f.field, f.name, st.Root, err)
-		}
-		fh.Close()
-	}
-	for _, name := range []string{BIOSLoader, EFILoader} {
-		if _, err := resolvePath(files.dir, name); err != nil {
-			log.Warn("chainload file missing: firmware without iPXE cannot boot", "file", name, "root", st.Root, "err", err)
-		}
+		return nil, err
 	}
 
 	var socks sockets
@@ -100,12 +92,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if st.Netns != "" {
 			where = " in netns " + st.Netns
 		}
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			// Everything openSockets reports names its field; what is
+			// left is entering the namespace itself.
+			err = invalidConfig(&FieldError{Field: "Netns", Value: st.Netns, Err: err})
+		}
 		return nil, fmt.Errorf("start pxe server on %s%s: %w", st.Interface, where, err)
 	}
 
 	s := &Server{
 		cfg:      st,
 		log:      log,
+		logLim:   logLim,
 		events:   newEventLog(log),
 		files:    files,
 		dhcpConn: socks.dhcp,
@@ -144,7 +143,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.httpSrv = &http.Server{
 		Handler:           s.httpHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	s.wg.Add(1)
@@ -171,37 +172,90 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	log.Info("pxe server started",
 		"serverIP", st.ServerIP, "subnet", st.Subnet, "netns", st.Netns,
 		"dhcp", s.DHCPAddr(), "tftp", s.TFTPAddr(), "http", s.HTTPAddr(),
+		"serveAllAddrs", st.ServeAllAddrs,
 		"routerAdvertisements", st.RouterAdvertisements, "reservations", len(st.Reservations))
 	return s, nil
 }
 
-// openSockets opens every socket of the server; it runs inside the namespace.
+// openPayload opens Root and every file the server hands out by name: the
+// kernel and initrd must be there, and a chainload file may be absent
+// (firmware with iPXE of its own never asks for it) but, when present,
+// must be a regular file that opens. Every problem found is reported.
+func openPayload(st *settings, log *slog.Logger) (*fileRoot, error) {
+	files, err := openFileRoot(st.Root)
+	if err != nil {
+		return nil, invalidConfig(&FieldError{Field: "Root", Value: st.Root, Err: err})
+	}
+	var errs []error
+	for _, f := range []struct{ field, name string }{{"Boot.Kernel", st.Boot.Kernel}, {"Boot.Initrd", st.Boot.Initrd}} {
+		fh, _, err := files.open(f.name)
+		if err != nil {
+			errs = append(errs, &FieldError{Field: f.field, Value: f.name, Problem: fmt.Sprintf("under Root %q", st.Root), Err: err})
+			continue
+		}
+		fh.Close()
+	}
+	for _, name := range []string{BIOSLoader, EFILoader} {
+		if _, err := os.Lstat(filepath.Join(files.dir, name)); errors.Is(err, fs.ErrNotExist) {
+			log.Warn("chainload file missing: firmware without iPXE cannot boot", "file", name, "root", st.Root)
+			continue
+		}
+		fh, _, err := files.open(name)
+		if err != nil {
+			errs = append(errs, &FieldError{Field: "Root", Value: st.Root, Problem: "chainload file " + name + " is present but cannot be served", Err: err})
+			continue
+		}
+		fh.Close()
+	}
+	if len(errs) > 0 {
+		files.close()
+		return nil, invalidConfig(errs...)
+	}
+	return files, nil
+}
+
+// openSockets opens every socket of the server; it runs inside the
+// namespace. Every error it returns is ErrInvalidConfig with the field.
 func openSockets(ctx context.Context, st *settings, socks *sockets) error {
+	fail := func(field, value, problem string, err error) error {
+		return invalidConfig(&FieldError{Field: field, Value: value, Problem: problem, Err: err})
+	}
 	ifi, err := net.InterfaceByName(st.Interface)
 	if err != nil {
-		return fmt.Errorf("look up Interface %q: %w", st.Interface, err)
+		return fail("Interface", st.Interface, "look up", err)
 	}
 	if err := checkServerIP(ifi, st.ServerIP); err != nil {
-		return err
+		return invalidConfig(err)
 	}
 	if socks.dhcp, err = listenDHCP(ctx, st.Interface, st.DHCPAddr); err != nil {
-		return fmt.Errorf("listen on DHCPAddr %q: %w", st.DHCPAddr, err)
+		return fail("DHCPAddr", st.DHCPAddr, "listen", err)
 	}
 	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp4", st.TFTPAddr)
+	pc, err := lc.ListenPacket(ctx, "udp4", tftpBindAddr(st))
 	if err != nil {
-		return fmt.Errorf("listen on TFTPAddr %q: %w", st.TFTPAddr, err)
+		return fail("TFTPAddr", st.TFTPAddr, "listen on "+tftpBindAddr(st), err)
 	}
 	socks.tftp = pc.(*net.UDPConn)
 	if socks.http, err = lc.Listen(ctx, "tcp", st.HTTPAddr); err != nil {
-		return fmt.Errorf("listen on HTTPAddr %q: %w", st.HTTPAddr, err)
+		return fail("HTTPAddr", st.HTTPAddr, "listen", err)
 	}
 	if st.RouterAdvertisements {
 		if socks.ra, err = openRA(ctx, ifi, st.Logger.With("component", "pxe-ra", "interface", st.Interface)); err != nil {
-			return fmt.Errorf("open RouterAdvertisements socket on %s: %w", st.Interface, err)
+			return fail("RouterAdvertisements", "true", "open the router advertisement socket on "+st.Interface, err)
 		}
 	}
 	return nil
+}
+
+// tftpBindAddr is where the TFTP socket binds: TFTPAddr, with an
+// unspecified host replaced by ServerIP unless ServeAllAddrs is set, so
+// that no datagram to another address ever reaches the server.
+func tftpBindAddr(st *settings) string {
+	_, port, err := net.SplitHostPort(st.TFTPAddr)
+	if err != nil || st.ServeAllAddrs || !listenHost(st.TFTPAddr).IsUnspecified() {
+		return st.TFTPAddr
+	}
+	return net.JoinHostPort(st.ServerIP.String(), port)
 }
 
 // checkServerIP makes sure ServerIP is configured on the interface: replies
@@ -210,7 +264,7 @@ func openSockets(ctx context.Context, st *settings, socks *sockets) error {
 func checkServerIP(ifi *net.Interface, ip netip.Addr) error {
 	addrs, err := ifi.Addrs()
 	if err != nil {
-		return fmt.Errorf("list addresses of %s: %w", ifi.Name, err)
+		return &FieldError{Field: "Interface", Value: ifi.Name, Problem: "list addresses", Err: err}
 	}
 	for _, a := range addrs {
 		if n, ok := a.(*net.IPNet); ok {
@@ -219,7 +273,7 @@ func checkServerIP(ifi *net.Interface, ip netip.Addr) error {
 			}
 		}
 	}
-	return fmt.Errorf("check ServerIP %q: not configured on interface %s (it has %v)", ip, ifi.Name, addrs)
+	return &FieldError{Field: "ServerIP", Value: ip.String(), Problem: fmt.Sprintf("not configured on interface %s (it has %v)", ifi.Name, addrs)}
 }
 
 // Stop closes every socket Start opened and waits, until ctx ends, for the
@@ -266,6 +320,7 @@ func (s *Server) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("close root %s: %w", s.cfg.Root, err))
 	}
 	s.events.close()
+	s.logLim.flush(context.Background())
 	s.log.Info("pxe server stopped")
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"time"
 
@@ -80,7 +81,9 @@ func (s *Server) tftpRead(filename string, rf io.ReaderFrom) error {
 		ev.Reason = err.Error()
 		ev.Duration = time.Since(start)
 		s.events.record(ev)
-		return err
+		// The error goes back to the client in an ERROR packet: quote
+		// only a bounded part of the name it sent.
+		return tftpReadError(filename, err)
 	}
 	defer f.Close()
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
@@ -94,6 +97,19 @@ func (s *Server) tftpRead(filename string, rf io.ReaderFrom) error {
 	}
 	s.events.record(ev)
 	return err
+}
+
+// tftpReadError is what the client of a failed read is told: the name it
+// sent, bounded, and why in a few words (the event has the whole error).
+func tftpReadError(name string, err error) error {
+	why := "refused"
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		why = "file not found"
+	case errors.Is(err, errNotRegular):
+		why = "not a regular file"
+	}
+	return fmt.Errorf("read %q: %s", clip(name, maxEchoBytes), why)
 }
 
 // tftpWrite refuses every write request, and records it.
