@@ -148,7 +148,7 @@ func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, e
 		return nil, fmt.Errorf("preflight: VLAN support on node %s: %w", e.Nodes[0], err)
 	}
 	if !supported {
-		e.VLANReason = fmt.Sprintf("node %s cannot carry VLANs: %s", e.Nodes[0], reason)
+		e.VLANReason = reason
 	}
 
 	// The payload and the guest credentials.

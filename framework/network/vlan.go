@@ -60,6 +60,13 @@ func vlanProbeScript(name string) string {
 	return sb.String()
 }
 
+// bridgeName is the throwaway bridge's name in a probe step's command.
+func bridgeName(cmd string) string {
+	_, rest, _ := strings.Cut(cmd, "/sys/class/net/")
+	name, _, _ := strings.Cut(rest, "/")
+	return name
+}
+
 // errVLANProbeBridge is the probe's own bridge failing: a refusal to ask, not an answer.
 var errVLANProbeBridge = errors.New("the probe could not create its throwaway bridge")
 
@@ -90,7 +97,8 @@ func parseVLANProbe(out string) (ok bool, reason string, err error) {
 			case "bridge":
 				return false, "", fmt.Errorf("%w: `%s` failed: %s", errVLANProbeBridge, cmd, output)
 			case "filtering":
-				return false, "802.1Q VLANs are not supported: the kernel has no bridge VLAN filtering (no " + strings.TrimPrefix(cmd, "test -e ") + ")", nil
+				attr := strings.Replace(strings.TrimPrefix(cmd, "test -e "), "/net/"+bridgeName(cmd)+"/", "/net/<bridge>/", 1)
+				return false, "802.1Q VLANs are not supported: the kernel has no bridge VLAN filtering (a new bridge has no " + attr + ")", nil
 			}
 			return false, fmt.Sprintf("802.1Q VLANs are not supported: `%s` failed: %s", cmd, output), nil
 		}
