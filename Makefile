@@ -6,6 +6,7 @@
 # make e2e       the main job: offline kind cluster, the conformance suite, teardown
 # make certify KUBECONFIG=...   the suite against an existing cluster (vendor certification)
 # make list      the suite's specs and labels, without running them
+# make bench-e2e the suite's speed on the running lab cluster (medians of RUNS runs)
 # make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
 
 SHELL := /bin/bash
@@ -20,7 +21,7 @@ LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg 
 BENCH_PACKAGES := dnsmasq-base
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: all deps test test-cluster unit lab bench fuzz lint e2e certify list cluster cluster-deps cluster-down images clean-lab
+.PHONY: bench-e2e all deps test test-cluster unit lab bench fuzz lint e2e certify list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -97,6 +98,12 @@ e2e: deps cluster-deps
 certify: deps
 	@if [ -z "$(KUBECONFIG)" ]; then echo "certify: set KUBECONFIG to the cluster to certify"; exit 2; fi
 	PXEC_KUBECONFIG="$(KUBECONFIG)" $(GINKGO) --tags e2e -v --timeout 90m $(GINKGO_ARGS) ./suites/pxe -- $(SUITE_ARGS)
+
+# The suite's speed on the running lab cluster (make cluster first): RUNS runs, then one line of
+# medians: suite=<s> specs=<n> bios_assertions=<s> efi_assertions=<s> running=<s>.
+RUNS ?= 3
+bench-e2e:
+	$(GO) run ./ci/benche2e --runs $(RUNS) --ginkgo-args "$(GINKGO_ARGS)"
 
 # Every spec with its labels, without a cluster.
 list:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
@@ -23,6 +24,8 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxepod"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
@@ -50,11 +53,16 @@ type Env struct {
 	IsolationReason string
 	// Payload is the guest kernel and initramfs the PXE server hands out.
 	Payload *bootimage.Payload
+	// ServerPayload is Payload with iPXE's loaders, packed once for every PXE server pod.
+	ServerPayload *pxepod.Payload
 	// Keys log in to guests over SSH; Password on their consoles.
 	Keys     *guestssh.KeyPair
 	Password string
 
 	runnerNS string // namespace of the pod runner, deleted by Close
+
+	mu       sync.Mutex
+	deleting []string // spec namespaces whose deletion started; Finish waits for them
 }
 
 // Setup validates cfg, connects to its cluster and checks it can run the suite, with one plain
@@ -157,7 +165,14 @@ func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, e
 	if err != nil {
 		return nil, fmt.Errorf("preflight: build the guest payload: %w", err)
 	}
-	fmt.Fprintf(log, "e2e: guest payload %s (kernel %s) ready in %s\n", e.Payload.Dir, e.Payload.Manifest.KernelRelease, time.Since(start).Round(time.Millisecond))
+	p := e.Payload
+	if e.ServerPayload, err = pxepod.NewPayload(map[string]string{
+		bootimage.KernelFile: p.Kernel, bootimage.InitrdFile: p.Initrd,
+		pxe.BIOSLoader: p.Undionly, pxe.EFILoader: p.IPXEEFI,
+	}); err != nil {
+		return nil, fmt.Errorf("preflight: pack the guest payload: %w", err)
+	}
+	fmt.Fprintf(log, "e2e: guest payload %s (kernel %s, %d bytes packed) ready in %s\n", p.Dir, p.Manifest.KernelRelease, e.ServerPayload.Size(), time.Since(start).Round(time.Millisecond))
 	if e.Keys, err = guestssh.NewKeyPair(); err != nil {
 		return nil, err
 	}
@@ -231,11 +246,23 @@ func (e *Env) isolationReason(ctx context.Context) string {
 	return ""
 }
 
-// Finish ends a run: it removes what Setup created and then, unless checkLeftovers is false,
-// fails when any namespace the suite created is still there. Removal comes first so that the
+// Finish ends a run: it waits for the spec namespaces whose deletion Spec.Delete started, removes
+// what Setup created and then, unless checkLeftovers is false, fails when any namespace the
+// suite created is still there. Removal comes first so that the
 // check counts only what specs left behind (it once counted Setup's own probe namespace,
 // whose removal Ginkgo ran after the check, and failed every run on a vendor's cluster).
 func (e *Env) Finish(ctx context.Context, checkLeftovers bool) error {
+	e.mu.Lock()
+	deleting := e.deleting
+	e.deleting = nil
+	e.mu.Unlock()
+	var gone []error
+	for _, ns := range deleting {
+		gone = append(gone, waitNamespaceGone(ctx, e.Kube, ns, e.Config.Timeouts.Cleanup))
+	}
+	if err := errors.Join(gone...); err != nil {
+		return fmt.Errorf("spec namespaces: %w", err)
+	}
 	if err := e.Close(ctx); err != nil {
 		return fmt.Errorf("remove the node probes' namespace: %w", err)
 	}
@@ -266,15 +293,25 @@ func (e *Env) Close(ctx context.Context) error {
 // It runs to its own timeout even when ctx is cancelled (an interrupted run must not leak the
 // namespace); ctx carries only values.
 func deleteNamespace(ctx context.Context, kube kubernetes.Interface, ns string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
-	err := kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
+	if err := startNamespaceDeletion(ctx, kube, ns); err != nil {
+		return err
 	}
-	if err != nil {
+	return waitNamespaceGone(ctx, kube, ns, timeout)
+}
+
+// startNamespaceDeletion asks the API server to delete ns and returns at once.
+func startNamespaceDeletion(ctx context.Context, kube kubernetes.Interface, ns string) error {
+	err := kube.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), ns, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete namespace %s: %w", ns, err)
 	}
+	return nil
+}
+
+// waitNamespaceGone waits until ns is gone, to its own timeout even when ctx is cancelled.
+func waitNamespaceGone(ctx context.Context, kube kubernetes.Interface, ns string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
 	for {
 		got, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -292,9 +329,25 @@ func deleteNamespace(ctx context.Context, kube kubernetes.Interface, ns string, 
 				}
 			}
 			return fmt.Errorf("namespace %s not gone within %s (%s)", ns, timeout, strings.TrimPrefix(phase, "; "))
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(namespacePoll):
 		}
 	}
+}
+
+// namespacePoll paces waitNamespaceGone; its bound is Timeouts.Cleanup.
+const namespacePoll = 500 * time.Millisecond
+
+// deleteLater starts the deletion of a spec's namespace and remembers it for Finish, which
+// waits for all of them once: KubeVirt's finalizers take seconds per namespace, and no spec
+// should sit idle through them.
+func (e *Env) deleteLater(ctx context.Context, ns string) error {
+	if err := startNamespaceDeletion(ctx, e.Kube, ns); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.deleting = append(e.deleting, ns)
+	return nil
 }
 
 // LeftoverNamespaces lists namespaces the suite created and that still exist, for a final

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,5 +78,21 @@ func TestLabelValueFitsALabel(t *testing.T) {
 		if got := labelValue(in); got != want {
 			t.Errorf("labelValue(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestFinishWaitsForTheNamespacesSpecsLeftDeleting(t *testing.T) {
+	e := envWithNamespaces(t, "vendor-preflight-xprzn", "vendor-7h2kq", "vendor-9zz2p")
+	e.Config.Timeouts.Cleanup = time.Minute
+	for _, ns := range []string{"vendor-7h2kq", "vendor-9zz2p"} {
+		if err := e.deleteLater(context.Background(), ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Finish(context.Background(), true); err != nil {
+		t.Fatalf("Finish after every spec started its namespace's deletion: %v", err)
+	}
+	if len(e.deleting) != 0 {
+		t.Errorf("Finish kept %v to wait for", e.deleting)
 	}
 }

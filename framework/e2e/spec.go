@@ -78,12 +78,22 @@ func labelValue(s string) string {
 	return v
 }
 
-// Delete removes the spec's namespace with everything in it and waits until it is gone.
+// Delete removes the spec's guest and PXE server and waits until both are gone, so that the next
+// spec never shares the bridge with them, then starts the namespace's deletion without waiting
+// for it: Env.Finish waits for every spec's namespace once, at the end of the run. It runs to
+// Timeouts.Cleanup even when ctx is cancelled (an interrupted run must not leak).
 func (s *Spec) Delete(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.env.Config.Timeouts.Cleanup)
+	defer cancel()
+	var errs []error
 	if s.Guest != nil {
-		s.Guest.Close()
+		errs = append(errs, s.Guest.Delete(ctx))
 	}
-	return deleteNamespace(ctx, s.env.Kube, s.Namespace, s.env.Config.Timeouts.Cleanup)
+	if s.PXE != nil {
+		errs = append(errs, s.PXE.Delete(ctx))
+	}
+	errs = append(errs, s.env.deleteLater(ctx, s.Namespace))
+	return errors.Join(errs...)
 }
 
 // CreateNAD creates a bridge NetworkAttachmentDefinition without IPAM for bridge (and VLAN,
@@ -122,16 +132,11 @@ func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string
 		}
 		res = append(res, pxe.Reservation{MAC: hw, IP: ip, Hostname: "pxec-guest"})
 	}
-	p := s.env.Payload
 	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.PXEServer)
 	defer cancel()
 	srv, err := pxepod.Deploy(ctx, s.env.Kube, s.env.REST, pxepod.Config{
 		Namespace: s.Namespace, Image: s.env.Config.Images.PXEServer, NetworkAttachment: nad,
-		Address: serverAddress, Reservations: res,
-		Files: map[string]string{
-			bootimage.KernelFile: p.Kernel, bootimage.InitrdFile: p.Initrd,
-			pxe.BIOSLoader: p.Undionly, pxe.EFILoader: p.IPXEEFI,
-		},
+		Address: serverAddress, Reservations: res, Payload: s.env.ServerPayload,
 		Kernel: bootimage.KernelFile, Initrd: bootimage.InitrdFile, Cmdline: s.Cmdline(),
 		RouterAdvertisements: true,
 	})

@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,9 +54,10 @@ type Config struct {
 	Address netip.Prefix
 	// Reservations are the allow-listed clients, each with its fixed address.
 	Reservations []pxe.Reservation
-	// Files are the payload: base name in the served root to local path.
-	Files map[string]string
-	// Kernel and Initrd name the payload's files in the root (keys of Files).
+	// Payload is what the server hands out, packed once per run (NewPayload) and streamed into
+	// every server pod of the run.
+	Payload *Payload
+	// Kernel and Initrd name the payload's files in the root.
 	Kernel, Initrd string
 	// Cmdline is the guest kernel command line the iPXE script passes.
 	Cmdline string
@@ -85,22 +87,13 @@ func (c Config) Validate() error {
 	if len(c.Reservations) == 0 {
 		errs = append(errs, errors.New("pxepod.Config.Reservations: at least one client is needed"))
 	}
-	for _, name := range []string{c.Kernel, c.Initrd} {
-		if name == "" {
-			continue
-		}
-		if _, ok := c.Files[name]; !ok {
-			errs = append(errs, fmt.Errorf("pxepod.Config.Files: no file %q (named by Kernel or Initrd)", name))
-		}
-	}
-	for name, path := range c.Files {
-		if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." || name == completeMarker {
-			errs = append(errs, fmt.Errorf("pxepod.Config.Files key %q: want a plain file name", name))
-		}
-		if st, err := os.Stat(path); err != nil {
-			errs = append(errs, fmt.Errorf("pxepod.Config.Files[%q] %q: %w", name, path, err))
-		} else if !st.Mode().IsRegular() {
-			errs = append(errs, fmt.Errorf("pxepod.Config.Files[%q] %q: not a regular file", name, path))
+	if c.Payload == nil {
+		errs = append(errs, errors.New("pxepod.Config.Payload: required (NewPayload)"))
+	} else {
+		for _, name := range []string{c.Kernel, c.Initrd} {
+			if name != "" && !c.Payload.Has(name) {
+				errs = append(errs, fmt.Errorf("pxepod.Config.Payload: no file %q (named by Kernel or Initrd)", name))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -229,10 +222,7 @@ func (s *Server) start(ctx context.Context, c Config) error {
 		return err
 	}
 	s.Node = p.Spec.NodeName
-	archive, err := payloadTar(c.Files)
-	if err != nil {
-		return err
-	}
+	archive := c.Payload.archive
 	script := fmt.Sprintf("tar -x -f - -C %s && touch %s/%s", rootDir, rootDir, completeMarker)
 	if out, err := s.exec(ctx, bytes.NewReader(archive), "/bin/sh", "-c", script); err != nil {
 		return fmt.Errorf("upload the payload (%d bytes) into PXE server pod %s/%s: %w: %s", len(archive), s.Namespace, s.Name, err, out)
@@ -329,27 +319,60 @@ func (s *Server) exec(ctx context.Context, stdin io.Reader, argv ...string) (str
 	return strings.TrimSpace(out.String()), err
 }
 
-// payloadTar packs files into one tar stream with their base names.
-func payloadTar(files map[string]string) ([]byte, error) {
+// Payload is the files a PXE server hands out, packed into the one tar stream that is
+// streamed into each server pod.
+type Payload struct {
+	names   map[string]bool
+	archive []byte
+}
+
+// NewPayload reads files (base name in the served root to local path) once and packs them,
+// naming every file that is missing, not regular, or named as anything but a plain file name.
+func NewPayload(files map[string]string) (*Payload, error) {
+	var errs []error
+	names := slices.Sorted(maps.Keys(files))
+	for _, name := range names {
+		path := files[name]
+		if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." || name == completeMarker {
+			errs = append(errs, fmt.Errorf("payload file name %q: want a plain file name", name))
+		}
+		if st, err := os.Stat(path); err != nil {
+			errs = append(errs, fmt.Errorf("payload file %q %q: %w", name, path, err))
+		} else if !st.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("payload file %q %q: not a regular file", name, path))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	p := &Payload{names: map[string]bool{}}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for name, path := range files {
-		b, err := os.ReadFile(path)
+	for _, name := range names {
+		b, err := os.ReadFile(files[name])
 		if err != nil {
 			return nil, fmt.Errorf("payload file %s: %w", name, err)
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: filepath.Base(name), Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
 			return nil, err
 		}
 		if _, err := tw.Write(b); err != nil {
 			return nil, err
 		}
+		p.names[name] = true
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	p.archive = buf.Bytes()
+	return p, nil
 }
+
+// Has reports whether the payload holds a file called name.
+func (p *Payload) Has(name string) bool { return p.names[name] }
+
+// Size is the packed payload's size in bytes.
+func (p *Payload) Size() int { return len(p.archive) }
 
 // Events returns the server's events for mac, or all events when mac is empty.
 func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {

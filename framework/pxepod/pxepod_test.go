@@ -26,12 +26,16 @@ func validConfig(t *testing.T) Config {
 		}
 		files[n] = p
 	}
+	payload, err := NewPayload(files)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mac, _ := net.ParseMAC("de:00:00:00:00:de")
 	return Config{
 		Namespace: "pxec-abc", Image: "pxec.local/pxe-server:dev", NetworkAttachment: "pxe-server-net",
 		Address:      netip.MustParsePrefix("192.168.100.1/24"),
 		Reservations: []pxe.Reservation{{MAC: mac, IP: netip.MustParseAddr("192.168.100.10"), KernelArgs: []string{"a=b"}}},
-		Files:        files, Kernel: "vmlinuz", Initrd: "initrd.img", Cmdline: "console=ttyS0",
+		Payload:      payload, Kernel: "vmlinuz", Initrd: "initrd.img", Cmdline: "console=ttyS0",
 	}
 }
 
@@ -47,8 +51,7 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"no image", func(c *Config) { c.Image = "" }, []string{"Config.Image", "required"}},
 		{"IPv6 address", func(c *Config) { c.Address = netip.MustParsePrefix("fd00::1/64") }, []string{"Config.Address", "fd00::1/64"}},
 		{"kernel not in files", func(c *Config) { c.Kernel = "bzImage" }, []string{`"bzImage"`, "Kernel"}},
-		{"missing file", func(c *Config) { c.Files["vmlinuz"] = "/nonexistent/vmlinuz" }, []string{`Files["vmlinuz"]`, "/nonexistent/vmlinuz"}},
-		{"path as name", func(c *Config) { c.Files["../x"] = c.Files["vmlinuz"] }, []string{`"../x"`, "plain file name"}},
+		{"no payload", func(c *Config) { c.Payload = nil }, []string{"Config.Payload", "required"}},
 		{"no clients", func(c *Config) { c.Reservations = nil }, []string{"Reservations"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,14 +108,27 @@ func TestPodCarriesServerSettingsAndAttachment(t *testing.T) {
 	}
 }
 
-func TestPayloadTarHoldsEachFileByName(t *testing.T) {
-	c := validConfig(t)
-	b, err := payloadTar(c.Files)
-	if err != nil {
+func TestNewPayloadNamesEveryBadFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "vmlinuz")
+	if err := os.WriteFile(good, []byte("k"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	_, err := NewPayload(map[string]string{"vmlinuz": "/nonexistent/vmlinuz", "../x": good, "d": dir})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range []string{`payload file "vmlinuz" "/nonexistent/vmlinuz"`, `payload file name "../x": want a plain file name`, `payload file "d" "` + dir + `": not a regular file`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+}
+
+func TestPayloadTarHoldsEachFileByName(t *testing.T) {
+	c := validConfig(t)
 	got := map[string]string{}
-	tr := tar.NewReader(bytes.NewReader(b))
+	tr := tar.NewReader(bytes.NewReader(c.Payload.archive))
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {

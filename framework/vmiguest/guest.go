@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"image"
 	"net"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kvv1 "kubevirt.io/api/core/v1"
 	"kubevirt.io/client-go/kubecli"
@@ -59,9 +61,11 @@ func Start(ctx context.Context, virt kubecli.KubevirtClient, v *kvv1.VirtualMach
 	v = v.DeepCopy()
 	v.Spec.StartStrategy = &paused
 	if c.Timings != nil {
-		c.Timings.Start()
+		c.Timings.Start() // before the watches, which mark against it
 	}
 	vmis := virt.VirtualMachineInstance(v.Namespace)
+	tr := startTrace(ctx, virt, v.Namespace, v.Name, c.Timings)
+	defer tr.stop()
 	created, err := vmis.Create(ctx, v, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create VMI %s/%s: %w", v.Namespace, v.Name, err)
@@ -132,6 +136,29 @@ func (g *Guest) DialSSH(context.Context) (net.Conn, error) {
 
 // Explain returns err as it is: the VMI's own story is in the artifacts of a failed spec.
 func (g *Guest) Explain(err error) error { return err }
+
+// Delete closes the console, deletes the VMI and waits until it is gone (its QEMU stopped).
+func (g *Guest) Delete(ctx context.Context) error {
+	g.Close()
+	ns, name := g.VMI.Namespace, g.VMI.Name
+	vmis := g.virt.VirtualMachineInstance(ns)
+	if err := vmis.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete VMI %s/%s: %w", ns, name, err)
+	}
+	for {
+		if _, err := vmis.Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("VMI %s/%s still there: %w", ns, name, context.Cause(ctx))
+		case <-time.After(deletePoll):
+		}
+	}
+}
+
+// deletePoll paces Delete's wait; the caller's context bounds it.
+const deletePoll = 250 * time.Millisecond
 
 // Close releases the serial console.
 func (g *Guest) Close() error {
