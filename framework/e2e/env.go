@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,7 +62,10 @@ type Env struct {
 
 	runnerNS string // namespace of the pod runner, deleted by Close
 
+	lane, lanes int // this process's lane on the PXE network, of how many (SetLane)
+
 	mu       sync.Mutex
+	created  []string // namespaces this Env created; the leftover check counts these alone
 	deleting []string // spec namespaces whose deletion started; Finish waits for them
 }
 
@@ -137,6 +141,7 @@ func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, e
 		return nil, fmt.Errorf("preflight: create the node probe namespace: %w", err)
 	}
 	e.runnerNS = ns.Name
+	e.remember(ns.Name)
 	probeTimeout := nodeexec.WithPodTimeout(e.Config.Timeouts.NodeProbe)
 	if e.Node, err = nodeexec.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer, probeTimeout); err != nil {
 		return nil, err
@@ -350,16 +355,28 @@ func (e *Env) deleteLater(ctx context.Context, ns string) error {
 	return nil
 }
 
-// LeftoverNamespaces lists namespaces the suite created and that still exist, for a final
-// check that a run leaves nothing behind.
+// remember records a namespace this Env created, for the leftover check.
+func (e *Env) remember(ns string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.created = append(e.created, ns)
+}
+
+// LeftoverNamespaces lists the namespaces this Env created that still exist, for a final check
+// that a run leaves nothing behind. Other runs' namespaces, and other parallel processes' of
+// this run, are theirs to check.
 func (e *Env) LeftoverNamespaces(ctx context.Context) ([]string, error) {
 	list, err := e.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ownerLabel})
 	if err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	var names []string
 	for _, n := range list.Items {
-		names = append(names, n.Name)
+		if slices.Contains(e.created, n.Name) {
+			names = append(names, n.Name)
+		}
 	}
 	return names, nil
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
 
 // envWithNamespaces is an Env on a fake API server holding the given namespaces of the suite's
@@ -26,7 +29,7 @@ func envWithNamespaces(t *testing.T, names ...string) *Env {
 			t.Fatal(err)
 		}
 	}
-	return &Env{Kube: kube, runnerNS: names[0]}
+	return &Env{Kube: kube, runnerNS: names[0], created: names}
 }
 
 // TestFinishDoesNotCountSetupsOwnNamespace is the regression test for a vendor's `make certify`
@@ -94,5 +97,48 @@ func TestFinishWaitsForTheNamespacesSpecsLeftDeleting(t *testing.T) {
 	}
 	if len(e.deleting) != 0 {
 		t.Errorf("Finish kept %v to wait for", e.deleting)
+	}
+}
+
+func TestLeftoversCountOnlyThisRunsNamespaces(t *testing.T) {
+	e := envWithNamespaces(t, "vendor-preflight-xprzn")
+	if _, err := e.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: "vendor-otherprocess", Labels: namespaceLabels("a-spec")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Finish(context.Background(), true); err != nil {
+		t.Errorf("Finish counted another process's namespace: %v", err)
+	}
+}
+
+func TestLanesKeepServersAndMACsApart(t *testing.T) {
+	one := &Env{Config: settings.Default()}
+	if err := one.SetLane(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if one.serverAddress().String() != "192.168.100.1/24" || one.clientAddress().String() != "192.168.100.10" || one.OwnMAC() != settings.DefaultMAC {
+		t.Errorf("one process: server %s, client %s, MAC %s; want the documented ones", one.serverAddress(), one.clientAddress(), one.OwnMAC())
+	}
+	seen := map[string]bool{}
+	for p := 1; p <= maxLanes; p++ {
+		e := &Env{Config: settings.Default()}
+		if err := e.SetLane(p, maxLanes); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{e.serverAddress().Addr().String(), e.clientAddress().String(), e.OwnMAC(), e.UnlistedMAC()} {
+			if seen[v] {
+				t.Errorf("process %d reuses %s", p, v)
+			}
+			seen[v] = true
+		}
+		if e.OwnMAC() == settings.DefaultMAC || slices.Contains(e.OwnAllowList(), settings.DefaultMAC) {
+			t.Errorf("process %d of %d uses the procedure's MAC outside the procedure", p, maxLanes)
+		}
+		if !pxeNetwork.Contains(e.clientAddress()) || !pxeNetwork.Contains(e.serverAddress().Addr()) {
+			t.Errorf("process %d: addresses outside %s", p, pxeNetwork)
+		}
+	}
+	if err := (&Env{}).SetLane(maxLanes+1, maxLanes+1); err == nil {
+		t.Error("SetLane accepted more processes than the PXE network has room for")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"net"
-	"net/netip"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,12 +20,6 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/pxepod"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmiguest"
-)
-
-// The PXE network every spec creates on its bridge: the server at .1, the VM's reservation at .10.
-var (
-	serverAddress = netip.MustParsePrefix("192.168.100.1/24")
-	clientAddress = netip.MustParseAddr("192.168.100.10")
 )
 
 // Spec is one spec's namespace and everything the spec creates in it.
@@ -55,6 +48,7 @@ func (e *Env) NewSpec(ctx context.Context, name string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create the spec's namespace: %w", err)
 	}
+	e.remember(ns.Name)
 	return &Spec{env: e, Name: name, Namespace: ns.Name, Timings: &procedure.Timings{}}, nil
 }
 
@@ -126,7 +120,7 @@ func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string
 		if err != nil {
 			return nil, fmt.Errorf("allow-list entry %q: %w", m, err)
 		}
-		ip := clientAddress
+		ip := s.env.clientAddress()
 		for range i {
 			ip = ip.Next()
 		}
@@ -136,7 +130,7 @@ func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string
 	defer cancel()
 	srv, err := pxepod.Deploy(ctx, s.env.Kube, s.env.REST, pxepod.Config{
 		Namespace: s.Namespace, Image: s.env.Config.Images.PXEServer, NetworkAttachment: nad,
-		Address: serverAddress, Reservations: res, Payload: s.env.ServerPayload,
+		Address: s.env.serverAddress(), Reservations: res, Payload: s.env.ServerPayload,
 		Kernel: bootimage.KernelFile, Initrd: bootimage.InitrdFile, Cmdline: s.Cmdline(),
 		RouterAdvertisements: true,
 	})
@@ -150,7 +144,7 @@ func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string
 // CreateServerNAD creates the PXE server's attachment: bridge and VLAN as the VM's, with the
 // server's fixed address.
 func (s *Spec) CreateServerNAD(ctx context.Context, name, bridge string, vlan int) error {
-	return s.CreateNAD(ctx, name, bridge, vlan, network.WithStaticIP(serverAddress.String()))
+	return s.CreateNAD(ctx, name, bridge, vlan, network.WithStaticIP(s.env.serverAddress().String()))
 }
 
 // StartVMI creates v in the spec's namespace and starts it as the procedure's guest (paused,

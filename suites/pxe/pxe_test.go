@@ -8,7 +8,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -85,7 +84,10 @@ func skipUnlessFirmware(f firmware.Firmware) {
 	}
 }
 
-var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", Label(labels.PXE), func() {
+// The documented procedure boots the configured MAC, so its specs run one after the other on one
+// process (Ordered), also under `ginkgo -p`; ContinueOnFailure keeps a failed BIOS boot from
+// skipping the EFI one. The other specs boot their own process's MAC (env.OwnMAC).
+var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", Label(labels.PXE), Ordered, ContinueOnFailure, func() {
 	for _, fw := range firmware.All {
 		It(fmt.Sprintf("follows the documented procedure with %s firmware", fw), Label(firmwareLabel(fw), labels.Certification), specTimeout(), func(ctx SpecContext) {
 			skipUnlessFirmware(fw)
@@ -158,8 +160,8 @@ var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", L
 var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), func() {
 	It("never answers a VMI whose MAC is not on the PXE server's allow-list, and says so at once", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
 		s := newSpec(ctx)
-		allowed := env.Config.AllowList()
-		unknown := unlistedMAC(allowed)
+		allowed := env.OwnAllowList()
+		unknown := env.UnlistedMAC()
 		setUpNetwork(ctx, s, allowed)
 		boot := bootVMI(ctx, s, unknown, vmNAD, firmware.BIOS)
 
@@ -183,8 +185,8 @@ var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), 
 
 	It("never tries a bridge interface without bootOrder", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
 		s := newSpec(ctx)
-		mac := env.Config.MAC
-		setUpNetwork(ctx, s, env.Config.AllowList())
+		mac := env.OwnMAC()
+		setUpNetwork(ctx, s, env.OwnAllowList())
 		boot := bootVMI(ctx, s, mac, vmNAD, firmware.BIOS, vmi.WithoutBootOrder(vmi.PXEInterface))
 
 		By("SeaBIOS finds nothing to boot")
@@ -202,8 +204,8 @@ var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), 
 
 	It("gets no DHCP answer when the PXE server is down", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
 		s := newSpec(ctx)
-		mac := env.Config.MAC
-		setUpNetwork(ctx, s, env.Config.AllowList())
+		mac := env.OwnMAC()
+		setUpNetwork(ctx, s, env.OwnAllowList())
 		By("Take the PXE server down")
 		Expect(s.PXE.Delete(ctx)).To(Succeed())
 		boot := bootVMI(ctx, s, mac, vmNAD, firmware.BIOS)
@@ -219,8 +221,8 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 			Skip(env.IsolationReason)
 		}
 		s := newSpec(ctx)
-		mac := env.Config.MAC
-		setUpNetwork(ctx, s, env.Config.AllowList())
+		mac := env.OwnMAC()
+		setUpNetwork(ctx, s, env.OwnAllowList())
 		By(fmt.Sprintf("Attach the VMI to bridge %s instead of %s", env.Config.IsolationBridge, env.Config.Bridge))
 		Expect(s.CreateNAD(ctx, "other-net", env.Config.IsolationBridge, env.Config.VLAN)).To(Succeed())
 		expectUnheard(ctx, s, mac, "other-net")
@@ -231,7 +233,7 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 			Skip(env.VLANReason)
 		}
 		s := newSpec(ctx)
-		mac := env.Config.MAC
+		mac := env.OwnMAC()
 		bridge := env.Config.Bridge
 		serverVLAN, vmVLAN := 100, 200
 		if env.Config.VLAN != 0 {
@@ -239,7 +241,7 @@ var _ = Describe("PXE network isolation", Label(labels.PXE, labels.Isolation), f
 			vmVLAN = serverVLAN%4094 + 1
 		}
 		By(fmt.Sprintf("PXE server on VLAN %d of %s, VMI on VLAN %d", serverVLAN, bridge, vmVLAN))
-		deployServer(ctx, s, bridge, serverVLAN, env.Config.AllowList())
+		deployServer(ctx, s, bridge, serverVLAN, env.OwnAllowList())
 		Expect(s.CreateNAD(ctx, vmNAD, bridge, vmVLAN)).To(Succeed())
 		expectUnheard(ctx, s, mac, vmNAD)
 	})
@@ -268,16 +270,6 @@ func expectDHCPTimeout(ctx context.Context, s *e2e.Spec) {
 	_, err := s.Guest.Console().Expect(c, regexp.MustCompile(`No configuration methods succeeded|Connection timed out|No bootable device`),
 		console.Named("iPXE giving up on DHCP"), console.FailOn(regexp.MustCompile(`net\d+: \d+\.\d+\.\d+\.\d+/`)))
 	Expect(err).NotTo(HaveOccurred())
-}
-
-// unlistedMAC returns a locally administered unicast MAC that is not in allowed.
-func unlistedMAC(allowed []string) string {
-	for i := 0xad; ; i++ {
-		m := fmt.Sprintf("de:00:00:00:00:%02x", i&0xff)
-		if !slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, m) }) {
-			return m
-		}
-	}
 }
 
 func kinds(events []pxe.Event) []pxe.EventKind {

@@ -43,6 +43,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var err error
 	env, err = e2e.Setup(ctx, cfg, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
+	suite, _ := GinkgoConfiguration()
+	Expect(env.SetLane(GinkgoParallelProcess(), suite.ParallelTotal)).To(Succeed())
 	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", cfg.Kubeconfig, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
 }, NodeTimeout(setupBound))
 
