@@ -77,7 +77,7 @@ func WriteBundle(ctx context.Context, dir string, report types.Report, env *Envi
 		return "", fmt.Errorf("results bundle: %w", err)
 	}
 	if env == nil {
-		env = Unreached(settings.Config{}, "no environment was collected")
+		env = NotRead(settings.Config{}, "not read: the run collected no environment")
 	}
 	var errs []error
 	written := map[string]bool{}
@@ -200,6 +200,10 @@ func pack(ctx context.Context, path, name, dir string, report types.Report, top 
 		return err
 	}
 	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// CreateTemp makes the file private; the bundle is as readable as the reports beside it.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)

@@ -7,8 +7,8 @@
 // versions, nodes, KubeVirt's configuration, Multus, and what the node probes can see of bridges
 // and CNI plugins. An item it cannot read holds the error text in its place; nothing it reads
 // fails the run. It takes API clients and a node runner, never the guest's password or SSH keys,
-// so the environment cannot carry them. Unreached records why no cluster was read (a dry run,
-// a failed setup).
+// so the environment cannot carry them. NotRead records why a run read no cluster (a dry run, a
+// failed setup).
 //
 // WriteBundle writes the reports and the page into the artifacts directory and packs them with
 // the spec folders (SpecDir names them, for the suite and the page alike). The page is built

@@ -48,8 +48,8 @@ type ClusterInfo struct {
 	KubeVirt      []KubeVirtInfo `json:"kubevirt,omitzero"`
 	KubeVirtError string         `json:"kubevirtError,omitzero"`
 
-	Multus      MultusInfo `json:"multus"`
-	MultusError string     `json:"multusError,omitzero"`
+	Multus      *MultusInfo `json:"multus,omitzero"`
+	MultusError string      `json:"multusError,omitzero"`
 }
 
 // NodeInfo is one node: what the API says of it and what a node probe saw on it.
@@ -151,10 +151,11 @@ func CollectEnvironment(ctx context.Context, c Cluster, cfg settings.Config) (*E
 	return env, errors.Join(errs...)
 }
 
-// Unreached is the environment of a run that read no cluster, saying why.
-func Unreached(cfg settings.Config, why string) *Environment {
+// NotRead is the environment of a run that did not read its cluster (a dry run, a failed
+// setup), saying why in the cluster's error.
+func NotRead(cfg settings.Config, why string) *Environment {
 	env := newEnvironment(cfg)
-	env.Cluster.Error = "no cluster was reached: " + why
+	env.Cluster.Error = why
 	return env
 }
 
@@ -311,14 +312,14 @@ func readKubeVirt(ctx context.Context, kv kubevirt.Interface, bound time.Duratio
 }
 
 // readMultus finds the DaemonSets, in any namespace, whose name says Multus.
-func readMultus(ctx context.Context, kube kubernetes.Interface, bound time.Duration) (MultusInfo, error) {
+func readMultus(ctx context.Context, kube kubernetes.Interface, bound time.Duration) (*MultusInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	list, err := kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return MultusInfo{}, fmt.Errorf("list DaemonSets: %w", err)
+		return nil, fmt.Errorf("list DaemonSets: %w", err)
 	}
-	var m MultusInfo
+	m := &MultusInfo{}
 	for _, ds := range list.Items {
 		if !strings.Contains(ds.Name, "multus") {
 			continue
