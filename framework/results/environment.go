@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
-	"kubevirt.io/client-go/kubevirt"
+	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
@@ -99,8 +99,9 @@ type DaemonSetInfo struct {
 
 // Cluster is how CollectEnvironment reads a cluster.
 type Cluster struct {
-	Kube     kubernetes.Interface
-	KubeVirt kubevirt.Interface
+	Kube kubernetes.Interface
+	// KubeVirt reads KubeVirt resources (a KubevirtClient's GeneratedKubeVirtClient().KubevirtV1()).
+	KubeVirt kvcorev1.KubeVirtsGetter
 	// Node runs the node probes; nil reads nodes through the API alone.
 	Node nodeexec.Runner
 }
@@ -279,13 +280,13 @@ func parseProbe(out string, n *NodeInfo) {
 	}
 }
 
-func readKubeVirt(ctx context.Context, kv kubevirt.Interface, bound time.Duration) ([]KubeVirtInfo, error) {
+func readKubeVirt(ctx context.Context, kv kvcorev1.KubeVirtsGetter, bound time.Duration) ([]KubeVirtInfo, error) {
 	if kv == nil {
 		return nil, errors.New("no KubeVirt client")
 	}
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	list, err := kv.KubevirtV1().KubeVirts(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	list, err := kv.KubeVirts(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list KubeVirt resources: %w", err)
 	}

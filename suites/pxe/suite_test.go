@@ -49,7 +49,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if GinkgoParallelProcess() == 1 {
 		By("Record the environment for the results bundle")
 		environment, err = results.CollectEnvironment(ctx, results.Cluster{
-			Kube: env.Kube, KubeVirt: env.Virt.GeneratedKubeVirtClient(), Node: env.Node}, env.Config)
+			Kube: env.Kube, KubeVirt: env.Virt.GeneratedKubeVirtClient().KubevirtV1(), Node: env.Node}, env.Config)
 		if err != nil {
 			GinkgoWriter.Printf("environment.json says what could not be read: %v\n", err)
 		}
