@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,10 +32,22 @@ func (s *Spec) SaveScreenshot(dir string) (string, error) {
 	return path, vnc.WritePNG(path, s.Screenshot)
 }
 
+// redactedPassword stands for the guest's password in what the suite writes.
+const redactedPassword = "<guest password>"
+
+// redact returns b with the run's guest password replaced.
+func (e *Env) redact(b []byte) []byte {
+	if e.Password == "" {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(e.Password), []byte(redactedPassword))
+}
+
 // CollectArtifacts writes what a reader of a failed spec needs into dir: the console
 // transcript, the boot screen, the VMI and the namespace's pods as YAML with their logs, the
-// namespace's events, the PXE server's events and log, and the bridges' state on the nodes.
-// It goes on past a failing item and returns every error joined.
+// namespace's events, the PXE server's events and log, and the bridges' state on the nodes,
+// each without the guest's password. It goes on past a failing item and returns every error
+// joined.
 func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 	// An interrupted run still collects: the caller's context may be the one cancelled.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.env.Config.Timeouts.Cleanup)
@@ -43,8 +56,11 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 		return err
 	}
 	var errs []error
+	// The guest's password is in the PXE server's pod (the kernel command line it serves) and
+	// can be in its log and the console; the folder goes into the results bundle, which a
+	// vendor hands on, so every file is written without it.
 	write := func(name string, data []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), s.env.redact(data), 0o644); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -57,9 +73,7 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 		write(name, b)
 	}
 	if s.Guest != nil && s.Guest.Console() != nil {
-		if err := s.Guest.Console().WriteTranscript(filepath.Join(dir, "console.log")); err != nil {
-			errs = append(errs, err)
-		}
+		write("console.log", s.Guest.Console().Transcript())
 	}
 	if s.Screenshot != nil {
 		if _, err := s.SaveScreenshot(dir); err != nil {
