@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
@@ -30,6 +31,19 @@ func (s *Spec) SaveScreenshot(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "boot-screen.png")
 	return path, vnc.WritePNG(path, s.Screenshot)
+}
+
+// SaveEvents writes the PXE server's events to dir/pxe-server-events.json (without the guest's
+// password), where the results page finds them for its timeline.
+func (s *Spec) SaveEvents(dir string, events []pxe.Event) error {
+	b, err := json.MarshalIndent(events, "", "  ")
+	if err != nil {
+		return fmt.Errorf("PXE server events: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "pxe-server-events.json"), s.env.redact(b), 0o644)
 }
 
 // redactedPassword stands for the guest's password in what the suite writes.
@@ -120,8 +134,8 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 	if s.PXE != nil {
 		if events, err := s.PXE.Events(ctx, ""); err != nil {
 			errs = append(errs, err)
-		} else if b, err := json.MarshalIndent(events, "", "  "); err == nil {
-			write("pxe-server-events.json", b)
+		} else if err := s.SaveEvents(dir, events); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	var bridges strings.Builder

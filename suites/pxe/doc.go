@@ -12,7 +12,7 @@
 // Settings come from suites/config (file, PXEC_* variables, --pxec.* flags after -args or --).
 // Every run writes junit.xml, report.json, timings.json, environment.json and index.html to the
 // artifacts directory and packs them with the spec folders into the results bundle
-// (framework/results); a procedure spec saves its boot screen in $ARTIFACTS/<spec>/, and a
-// failed spec adds its console transcript, VMI and pod YAML and logs, events, the PXE server's
-// events and the bridges' state.
+// (framework/results); a procedure spec saves its boot screen and the PXE server's events in
+// $ARTIFACTS/<spec>/, and a failed spec adds its console transcript, VMI and pod YAML and logs,
+// events, the PXE server's events and the bridges' state.
 package pxe
