@@ -19,18 +19,29 @@ export ARTIFACTS
 # (apt-get download), never installed.
 LAB_PACKAGES := qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios iproute2 dpkg busybox-static
 BENCH_PACKAGES := dnsmasq-base
+# The results page's test renders it in headless Chromium.
+REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: bench-e2e all deps test test-cluster unit lab bench fuzz lint e2e certify list cluster cluster-deps cluster-down images clean-lab
+.PHONY: bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
-deps:
-	@missing=$$(for p in $(LAB_PACKAGES) $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# apt_install installs those of the Debian packages $(1) that are missing.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing $$missing"; \
 	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(LAB_PACKAGES) $(BENCH_PACKAGES))
+
+# What `make test` needs besides the lab's packages.
+test-deps: deps
+	$(call apt_install,$(REPORT_PACKAGES))
 
 unit:
 	$(GO) test -short ./...
@@ -39,7 +50,7 @@ unit:
 # pinned KubeVirt, kind's base-image files must be where the node builder looks).
 BUILDER_MODULES := kubevirt.io/kubevirt@v1.9.0 sigs.k8s.io/kind@v0.33.0
 
-test: deps lint
+test: test-deps lint
 	$(GO) mod download $(BUILDER_MODULES)
 	$(GO) test -p 2 -timeout 30m $(if $(filter true,$(CI)),-count=1) ./...
 
@@ -64,11 +75,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzResolvePath -fuzztime 30s ./framework/pxe
 
 cluster-deps:
-	@missing=$$(for p in $(ENGINE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "deps: installing $$missing"; \
-	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
-	fi
+	$(call apt_install,$(ENGINE_PACKAGES))
 	bash ci/engine-up.sh
 
 # The offline lab cluster: images built here (no registry), kind + KubeVirt + Multus + bridge CNI,

@@ -33,6 +33,13 @@ type cleaner struct {
 	n     int // bytes consumed by the current escape sequence
 }
 
+// Clean returns the printable text of a whole raw transcript (WriteTranscript's file), as the
+// expecter sees it: for a reader of the transcript, not for matching.
+func Clean(raw []byte) []byte {
+	var c cleaner
+	return c.feed(nil, raw)
+}
+
 // reset forgets a half-read sequence, for a new stream whose first bytes
 // have nothing to do with where the old one stopped.
 func (c *cleaner) reset() {

@@ -193,8 +193,7 @@ func TestCleanerTurnsFirmwareCapturesIntoPlainLines(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var c cleaner
-			text := string(c.feed(nil, raw))
+			text := string(Clean(raw))
 			for _, b := range []byte{0x1b, '\r', '\b', 0} {
 				if i := strings.IndexByte(text, b); i >= 0 {
 					t.Errorf("cleaned text keeps byte %#x at %d: %q", b, i, text[max(0, i-20):min(len(text), i+20)])

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/vnc"
 )
 
@@ -31,10 +33,35 @@ func (s *Spec) SaveScreenshot(dir string) (string, error) {
 	return path, vnc.WritePNG(path, s.Screenshot)
 }
 
+// SaveEvents writes the PXE server's events to dir/pxe-server-events.json (without the guest's
+// password), where the results page finds them for its timeline.
+func (s *Spec) SaveEvents(dir string, events []pxe.Event) error {
+	b, err := json.MarshalIndent(events, "", "  ")
+	if err != nil {
+		return fmt.Errorf("PXE server events: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "pxe-server-events.json"), s.env.redact(b), 0o644)
+}
+
+// redactedPassword stands for the guest's password in what the suite writes.
+const redactedPassword = "<guest password>"
+
+// redact returns b with the run's guest password replaced.
+func (e *Env) redact(b []byte) []byte {
+	if e.Password == "" {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(e.Password), []byte(redactedPassword))
+}
+
 // CollectArtifacts writes what a reader of a failed spec needs into dir: the console
 // transcript, the boot screen, the VMI and the namespace's pods as YAML with their logs, the
-// namespace's events, the PXE server's events and log, and the bridges' state on the nodes.
-// It goes on past a failing item and returns every error joined.
+// namespace's events, the PXE server's events and log, and the bridges' state on the nodes,
+// each without the guest's password. It goes on past a failing item and returns every error
+// joined.
 func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 	// An interrupted run still collects: the caller's context may be the one cancelled.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.env.Config.Timeouts.Cleanup)
@@ -43,8 +70,11 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 		return err
 	}
 	var errs []error
+	// The guest's password is in the PXE server's pod (the kernel command line it serves) and
+	// can be in its log and the console; the folder goes into the results bundle, which a
+	// vendor hands on, so every file is written without it.
 	write := func(name string, data []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), s.env.redact(data), 0o644); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -57,9 +87,7 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 		write(name, b)
 	}
 	if s.Guest != nil && s.Guest.Console() != nil {
-		if err := s.Guest.Console().WriteTranscript(filepath.Join(dir, "console.log")); err != nil {
-			errs = append(errs, err)
-		}
+		write("console.log", s.Guest.Console().Transcript())
 	}
 	if s.Screenshot != nil {
 		if _, err := s.SaveScreenshot(dir); err != nil {
@@ -106,8 +134,8 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 	if s.PXE != nil {
 		if events, err := s.PXE.Events(ctx, ""); err != nil {
 			errs = append(errs, err)
-		} else if b, err := json.MarshalIndent(events, "", "  "); err == nil {
-			write("pxe-server-events.json", b)
+		} else if err := s.SaveEvents(dir, events); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	var bridges strings.Builder

@@ -10,7 +10,9 @@
 //	go run github.com/onsi/ginkgo/v2/ginkgo --tags e2e --dry-run -v ./suites/pxe   # list the specs
 //
 // Settings come from suites/config (file, PXEC_* variables, --pxec.* flags after -args or --).
-// Every run writes junit.xml, report.json and timings.json to the artifacts directory; a failed
-// spec adds $ARTIFACTS/<spec>/ with its console transcript, boot screen, VMI and pod YAML and
-// logs, events, the PXE server's events and the bridges' state.
+// Every run writes junit.xml, report.json, timings.json, environment.json and index.html to the
+// artifacts directory and packs them with the spec folders into the results bundle
+// (framework/results); a procedure spec saves its boot screen and the PXE server's events in
+// $ARTIFACTS/<spec>/, and a failed spec adds its console transcript, VMI and pod YAML and logs,
+// events, the PXE server's events and the bridges' state.
 package pxe

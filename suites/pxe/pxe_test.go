@@ -152,6 +152,7 @@ var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", L
 			Expect(kinds(events)).To(ContainElements(pxe.KindDHCPAck, pxe.KindScript, pxe.KindHTTP))
 			Expect(kinds(events)).NotTo(ContainElement(pxe.KindDHCPIgnored))
 			AddReportEntry("boot chain", procedure.BootChain(events))
+			Expect(s.SaveEvents(artifactDir(CurrentSpecReport()), events)).To(Succeed(), "the results page's timeline")
 			s.Timings.Mark(procedure.StepDone)
 		})
 	}

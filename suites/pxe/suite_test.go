@@ -4,22 +4,18 @@ package pxe
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
-	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/e2e"
+	"github.com/pxe-conformance/pxe-conformance/framework/results"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 	"github.com/pxe-conformance/pxe-conformance/suites/config"
 )
@@ -30,6 +26,10 @@ var (
 	cfg     settings.Config
 	loadErr error
 	env     *e2e.Env
+	// environment is what the run ran on, read once by BeforeSuite (on the first parallel
+	// process, which writes the bundle); setupErr says why it was not, when BeforeSuite failed.
+	environment *results.Environment
+	setupErr    error
 )
 
 func TestPXE(t *testing.T) {
@@ -39,51 +39,69 @@ func TestPXE(t *testing.T) {
 }
 
 var _ = BeforeSuite(func(ctx SpecContext) {
+	setupErr = loadErr
 	Expect(loadErr).NotTo(HaveOccurred(), "configuration")
 	var err error
 	env, err = e2e.Setup(ctx, cfg, GinkgoWriter)
+	setupErr = err
 	Expect(err).NotTo(HaveOccurred())
 	suite, _ := GinkgoConfiguration()
 	Expect(env.SetLane(GinkgoParallelProcess(), suite.ParallelTotal)).To(Succeed())
 	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", cfg.Kubeconfig, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
+	if GinkgoParallelProcess() == 1 {
+		By("Record the environment for the results bundle")
+		environment, err = results.CollectEnvironment(ctx, results.Cluster{
+			Kube: env.Kube, KubeVirt: env.Virt.GeneratedKubeVirtClient().KubevirtV1(), Node: env.Node}, env.Config)
+		if err != nil {
+			GinkgoWriter.Printf("environment.json says what could not be read: %v\n", err)
+		}
+	}
 }, NodeTimeout(setupBound))
 
-// After every spec has cleaned up: Setup's own namespace goes, and then nothing the suite
-// created may be left. (A DeferCleanup in BeforeSuite would run after this check.)
+// After every spec has cleaned up: the spec namespaces whose deletion the specs started are
+// waited for, Setup's own namespace goes, and then nothing this process created may be left.
+// (A DeferCleanup in BeforeSuite would run after this check.)
 var _ = AfterSuite(func(ctx SpecContext) {
 	if env == nil {
 		return
 	}
 	Expect(env.Finish(ctx, !env.Config.KeepOnFailure)).To(Succeed())
-}, NodeTimeout(2*cfg.Timeouts.Cleanup))
+}, NodeTimeout(finishBound))
 
-// Reports on every run, also a dry run: JUnit, Ginkgo's JSON, and the specs' step timings.
-var _ = ReportAfterSuite("reports", func(report Report) {
+// Reports on every run, also a dry run: JUnit, Ginkgo's JSON, the specs' step timings, the
+// environment and the page, packed with the spec folders into the results bundle. It takes no
+// SpecContext: an interrupted run still gets its whole bundle.
+var _ = ReportAfterSuite("reports and results bundle", func(report Report) {
 	dir := cfg.ArtifactsDir
 	if dir == "" {
 		dir = "_artifacts"
 	}
-	Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
-	Expect(reporters.GenerateJUnitReport(report, filepath.Join(dir, "junit.xml"))).To(Succeed())
-	Expect(reporters.GenerateJSONReport(report, filepath.Join(dir, "report.json"))).To(Succeed())
-	// Raw values are e2e.Marks in this process and decoded JSON from parallel processes; both
-	// marshal the same way.
-	timings := map[string]any{}
-	for _, s := range report.SpecReports {
-		for _, e := range s.ReportEntries {
-			if e.Name == timingsEntry {
-				timings[s.FullText()] = e.Value.GetRawValue()
-			}
+	ran := environment
+	if ran == nil {
+		why := "not read: BeforeSuite did not run"
+		switch {
+		case report.SuiteConfig.DryRun:
+			why = "no cluster was reached: a dry run reads none"
+		case setupErr != nil:
+			why = "not read: the suite's setup failed: " + setupErr.Error()
 		}
+		ran = results.NotRead(cfg, why)
 	}
-	b, err := json.MarshalIndent(timings, "", "  ")
+	bundle, err := results.WriteBundle(context.Background(), dir, report, ran)
+	if bundle != "" {
+		GinkgoWriter.Printf("results bundle: %s\n", bundle)
+	}
 	Expect(err).NotTo(HaveOccurred())
-	Expect(os.WriteFile(filepath.Join(dir, "timings.json"), b, 0o644)).To(Succeed())
 })
 
 // setupBound bounds BeforeSuite: preflight's node probes and, on a first run, the guest
-// payload's download and build.
-const setupBound = 30 * time.Minute
+// payload's download and build. finishBound bounds AfterSuite, whose waits each have their own
+// bound (timeouts.cleanup) already: it only catches a hang. Both are constants because Ginkgo
+// reads decorators when the package loads, before the settings are.
+const (
+	setupBound  = 30 * time.Minute
+	finishBound = 30 * time.Minute
+)
 
 // specTimeout bounds a spec by the sum of its steps' bounds (settings.Timeouts.Spec), scaled
 // for emulation: the spec tree is built before preflight knows whether KubeVirt emulates, so
@@ -96,9 +114,6 @@ func specTimeout() SpecTimeout {
 	return SpecTimeout(c.ForEmulation().Timeouts.Spec())
 }
 
-// timingsEntry names the report entry that carries a spec's step timings.
-const timingsEntry = "step timings"
-
 // newSpec creates the spec's namespace and registers its cleanup: artifacts when the spec
 // failed, then the namespace's deletion (unless keepOnFailure keeps a failed spec's).
 func newSpec(ctx context.Context) *e2e.Spec {
@@ -109,7 +124,7 @@ func newSpec(ctx context.Context) *e2e.Spec {
 	By("namespace " + s.Namespace)
 	DeferCleanup(func(ctx SpecContext) {
 		r := CurrentSpecReport()
-		AddReportEntry(timingsEntry, s.Timings.Marks())
+		AddReportEntry(results.TimingsEntry, s.Timings.Marks())
 		if r.Failed() {
 			dir := artifactDir(r)
 			if err := s.CollectArtifacts(ctx, dir); err != nil {
@@ -126,13 +141,7 @@ func newSpec(ctx context.Context) *e2e.Spec {
 	return s
 }
 
-var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// artifactDir is $ARTIFACTS/<spec>/ for a spec, its text made safe for a path.
+// artifactDir is $ARTIFACTS/<spec>/ for a spec, as the results bundle finds it.
 func artifactDir(r types.SpecReport) string {
-	name := strings.Trim(unsafeChars.ReplaceAllString(r.FullText(), "-"), "-")
-	if len(name) > 120 {
-		name = name[:120]
-	}
-	return filepath.Join(env.Config.ArtifactsDir, name)
+	return results.SpecDir(env.Config.ArtifactsDir, r)
 }
