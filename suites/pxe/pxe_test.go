@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -152,6 +153,13 @@ var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", L
 			Expect(kinds(events)).To(ContainElements(pxe.KindDHCPAck, pxe.KindScript, pxe.KindHTTP))
 			Expect(kinds(events)).NotTo(ContainElement(pxe.KindDHCPIgnored))
 			AddReportEntry("boot chain", procedure.BootChain(events))
+
+			By("The PXE server answered no other guest on the bridge (other specs' guests may share it)")
+			c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.DHCP)
+			defer cancel()
+			all, err := s.PXE.Events(c, "")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(answeredOutside(all, env.Config.AllowList())).To(BeEmpty(), "DHCP answers to MACs not on the server's allow-list")
 			Expect(s.SaveEvents(artifactDir(CurrentSpecReport()), events)).To(Succeed(), "the results page's timeline")
 			s.Timings.Mark(procedure.StepDone)
 		})
@@ -271,6 +279,18 @@ func expectDHCPTimeout(ctx context.Context, s *e2e.Spec) {
 	_, err := s.Guest.Console().Expect(c, regexp.MustCompile(`No configuration methods succeeded|Connection timed out|No bootable device`),
 		console.Named("iPXE giving up on DHCP"), console.FailOn(regexp.MustCompile(`net\d+: \d+\.\d+\.\d+\.\d+/`)))
 	Expect(err).NotTo(HaveOccurred())
+}
+
+// answeredOutside lists the DHCP offers and acknowledgements in events to MACs not in allowed.
+func answeredOutside(events []pxe.Event, allowed []string) []string {
+	var out []string
+	for _, e := range events {
+		if (e.Kind == pxe.KindDHCPOffer || e.Kind == pxe.KindDHCPAck) &&
+			!slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, e.MAC) }) {
+			out = append(out, fmt.Sprintf("%s %s", e.Kind, e.MAC))
+		}
+	}
+	return out
 }
 
 func kinds(events []pxe.Event) []pxe.EventKind {
