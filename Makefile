@@ -70,9 +70,15 @@ lab: deps
 bench: deps
 	$(GO) run ./ci/bench
 
+# Every fuzz target for FUZZTIME each (.ci/run gives each a short budget on every change).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./framework/pxe:FuzzDHCPHandler ./framework/pxe:FuzzResolvePath ./framework/pxe:FuzzHTTPHandler \
+	./framework/vnc:FuzzReadFramebufferUpdate ./framework/vnc:FuzzConnect
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDHCPHandler -fuzztime 30s ./framework/pxe
-	$(GO) test -run '^$$' -fuzz FuzzResolvePath -fuzztime 30s ./framework/pxe
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz: $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 cluster-deps:
 	$(call apt_install,$(ENGINE_PACKAGES))
