@@ -1,9 +1,12 @@
 package vmiguest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image"
+	"image/draw"
+	"image/png"
 	"net"
 	"time"
 
@@ -46,9 +49,13 @@ type Guest struct {
 	// VMI is the VMI as created.
 	VMI *kvv1.VirtualMachineInstance
 
-	virt    kubecli.KubevirtClient
-	console *console.Console
-	server  Server
+	// ScreenVia says how Screen last read the display (ViaScreenshotAPI or ViaVNC).
+	ScreenVia string
+
+	virt            kubecli.KubevirtClient
+	console         *console.Console
+	server          Server
+	noScreenshotAPI bool // the cluster answered that it has no screenshot subresource
 }
 
 // Start creates v (in v.Namespace) paused, waits for it to run, attaches its serial console,
@@ -103,25 +110,91 @@ func (g *Guest) Events(ctx context.Context, mac net.HardwareAddr) ([]pxe.Event, 
 	return g.server.Events(ctx, mac.String())
 }
 
-// Screen captures the guest's display once over KubeVirt's VNC subresource.
+// Screen captures the guest's display once, taking nobody's console: through KubeVirt's
+// vnc/screenshot subresource (libvirt's domain screenshot, KubeVirt v1.7 and later; no VNC
+// session at all) where the cluster has it, else over VNC with preserveSession, which KubeVirt
+// refuses rather than disconnect a VNC client that is already connected. ScreenVia says which.
 func (g *Guest) Screen(ctx context.Context) (*image.RGBA, error) {
 	ns, name := g.VMI.Namespace, g.VMI.Name
-	stream, err := g.virt.VirtualMachineInstance(ns).VNC(name, false)
+	if !g.noScreenshotAPI {
+		b, err := g.virt.VirtualMachineInstance(ns).Screenshot(ctx, name, &kvv1.ScreenshotOptions{})
+		switch {
+		case err == nil:
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				return nil, fmt.Errorf("screenshot of %s/%s: %d bytes that are no PNG: %w", ns, name, len(b), err)
+			}
+			g.ScreenVia = ViaScreenshotAPI
+			return toRGBA(img), nil
+		case apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err):
+			g.noScreenshotAPI = true // an older KubeVirt: VNC it is, from now on
+		default:
+			return nil, fmt.Errorf("screenshot of %s/%s: %w", ns, name, err)
+		}
+	}
+	v, err := g.OpenVNC(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Close()
+	g.ScreenVia = ViaVNC
+	return v.Capture(ctx)
+}
+
+// How Screen read the guest's display.
+const (
+	ViaScreenshotAPI = "KubeVirt's vnc/screenshot subresource"
+	ViaVNC           = "VNC with preserveSession"
+)
+
+// Viewer is a VNC session on the guest's display, as a person's VNC viewer holds one.
+type Viewer struct {
+	name   string
+	conn   net.Conn
+	client *vnc.Client
+}
+
+// OpenVNC opens a VNC session with preserveSession: KubeVirt refuses it while another client is
+// connected, instead of disconnecting that client.
+func (g *Guest) OpenVNC(ctx context.Context) (*Viewer, error) {
+	ns, name := g.VMI.Namespace, g.VMI.Name
+	stream, err := g.virt.VirtualMachineInstance(ns).VNC(name, true)
 	if err != nil {
 		return nil, fmt.Errorf("VNC of %s/%s: %w", ns, name, err)
 	}
 	conn := stream.AsConn()
-	defer conn.Close()
 	c, err := vnc.Connect(ctx, conn)
 	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("VNC of %s/%s: %w", ns, name, err)
 	}
-	defer c.Close()
-	img, err := c.Capture(ctx)
+	return &Viewer{name: ns + "/" + name, conn: conn, client: c}, nil
+}
+
+// Capture reads the display once over the session.
+func (v *Viewer) Capture(ctx context.Context) (*image.RGBA, error) {
+	img, err := v.client.Capture(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("VNC of %s/%s: %w", ns, name, err)
+		return nil, fmt.Errorf("VNC of %s: %w", v.name, err)
 	}
 	return img, nil
+}
+
+// Close ends the session.
+func (v *Viewer) Close() error {
+	err := v.client.Close()
+	v.conn.Close()
+	return err
+}
+
+// toRGBA converts a decoded screenshot into the RGBA image the procedure checks.
+func toRGBA(img image.Image) *image.RGBA {
+	if rgba, ok := img.(*image.RGBA); ok {
+		return rgba
+	}
+	out := image.NewRGBA(img.Bounds())
+	draw.Draw(out, out.Bounds(), img, img.Bounds().Min, draw.Src)
+	return out
 }
 
 // DialSSH opens KubeVirt's port-forward to the guest's port 22.

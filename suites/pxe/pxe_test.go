@@ -21,6 +21,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
+	"github.com/pxe-conformance/pxe-conformance/framework/vmiguest"
 	"github.com/pxe-conformance/pxe-conformance/suites/labels"
 )
 
@@ -107,7 +108,8 @@ var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", L
 			Expect(err).NotTo(HaveOccurred())
 			png, err := s.SaveScreenshot(artifactDir(CurrentSpecReport()))
 			Expect(err).NotTo(HaveOccurred())
-			AddReportEntry("boot screen", fmt.Sprintf("%s (%dx%d)", png, s.Screenshot.Bounds().Dx(), s.Screenshot.Bounds().Dy()))
+			AddReportEntry("boot screen", fmt.Sprintf("%s (%dx%d) via %s", png, s.Screenshot.Bounds().Dx(), s.Screenshot.Bounds().Dy(), s.Guest.ScreenVia))
+			expectScreenshotTakesNoSession(ctx, s, boot)
 
 			By("The PXE server answers the VM's DHCP with its reserved address")
 			ack, err := boot.WaitDHCP(ctx)
@@ -279,6 +281,27 @@ func expectDHCPTimeout(ctx context.Context, s *e2e.Spec) {
 	_, err := s.Guest.Console().Expect(c, regexp.MustCompile(`No configuration methods succeeded|Connection timed out|No bootable device`),
 		console.Named("iPXE giving up on DHCP"), console.FailOn(regexp.MustCompile(`net\d+: \d+\.\d+\.\d+\.\d+/`)))
 	Expect(err).NotTo(HaveOccurred())
+}
+
+// expectScreenshotTakesNoSession checks that the boot screen is read without taking anyone's
+// console: a VNC viewer stays connected while the screen is captured again, and still reads the
+// display afterwards. On a cluster without the screenshot subresource the suite's own VNC
+// connection asks for preserveSession (KubeVirt then refuses it rather than disconnect a
+// viewer), and there is no second session to hold.
+func expectScreenshotTakesNoSession(ctx context.Context, s *e2e.Spec, boot *procedure.Boot) {
+	GinkgoHelper()
+	if s.Guest.ScreenVia != vmiguest.ViaScreenshotAPI {
+		AddReportEntry("VNC viewer check", "not run: the screen was read "+s.Guest.ScreenVia)
+		return
+	}
+	By("A VNC viewer stays connected while the boot screen is captured again")
+	viewer, err := s.Guest.OpenVNC(ctx)
+	Expect(err).NotTo(HaveOccurred(), "a VNC viewer could not connect")
+	DeferCleanup(viewer.Close)
+	_, err = boot.CaptureScreen(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = viewer.Capture(ctx)
+	Expect(err).NotTo(HaveOccurred(), "the VNC viewer's session did not survive the screenshot")
 }
 
 // answeredOutside lists the DHCP offers and acknowledgements in events to MACs not in allowed.
