@@ -71,3 +71,62 @@ func TestNodeExecReportsAFailedCommandWithItsLineAndOutput(t *testing.T) {
 		t.Errorf("capabilities %v", caps)
 	}
 }
+
+func TestWithHostPathReadOnlyMountsTheDirectoryReadOnly(t *testing.T) {
+	if _, err := NewPodRunner(&rest.Config{Host: "https://127.0.0.1:1"}, "pxec", "busybox", WithHostPathReadOnly("opt/cni/bin")); err == nil ||
+		!strings.Contains(err.Error(), `host path "opt/cni/bin"`) {
+		t.Errorf("relative host path: error %v, want it refused naming the path", err)
+	}
+	kube := kubefake.NewSimpleClientset()
+	var created *corev1.Pod
+	kube.PrependReactor("create", "pods", func(act k8stesting.Action) (bool, runtime.Object, error) {
+		created = act.(k8stesting.CreateAction).GetObject().(*corev1.Pod).DeepCopy()
+		return false, nil, nil
+	})
+	kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		p := created.DeepCopy()
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "exec",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}
+		return true, p, nil
+	})
+	r := &PodRunner{kube: kube, namespace: "pxec", image: "busybox", timeout: time.Minute}
+	if err := WithHostPathReadOnly("/opt/cni/bin").applyPodRunner(r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.NodeExec(context.Background(), "kind-worker", "ls", "/opt/cni/bin"); err != nil {
+		t.Fatalf("NodeExec: %v", err)
+	}
+	vols, mounts := created.Spec.Volumes, created.Spec.Containers[0].VolumeMounts
+	if len(vols) != 1 || vols[0].HostPath == nil || vols[0].HostPath.Path != "/opt/cni/bin" || *vols[0].HostPath.Type != corev1.HostPathDirectory {
+		t.Fatalf("volumes %+v, want the host's /opt/cni/bin, which must exist", vols)
+	}
+	if len(mounts) != 1 || mounts[0].MountPath != "/opt/cni/bin" || !mounts[0].ReadOnly || mounts[0].Name != vols[0].Name {
+		t.Errorf("mounts %+v, want /opt/cni/bin read-only", mounts)
+	}
+}
+
+// TestNodeExecReportsAnImageItCannotPull: a pod in ImagePullBackOff ends the command at once
+// with an *ImagePullError naming the image and the node.
+func TestNodeExecReportsAnImageItCannotPull(t *testing.T) {
+	kube := kubefake.NewSimpleClientset()
+	var created *corev1.Pod
+	kube.PrependReactor("create", "pods", func(act k8stesting.Action) (bool, runtime.Object, error) {
+		created = act.(k8stesting.CreateAction).GetObject().(*corev1.Pod).DeepCopy()
+		return false, nil, nil
+	})
+	kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		p := created.DeepCopy()
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "exec", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason: "ImagePullBackOff", Message: `Back-off pulling image "vendor.example/pxe-server:dev"`}}}}
+		return true, p, nil
+	})
+	r := &PodRunner{kube: kube, namespace: "pxec", image: "vendor.example/pxe-server:dev", timeout: time.Hour}
+	_, err := r.NodeExec(context.Background(), "worker-2", "true")
+	var pe *ImagePullError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not an *ImagePullError", err)
+	}
+	if pe.Image != "vendor.example/pxe-server:dev" || pe.Node != "worker-2" || pe.Reason != "ImagePullBackOff" {
+		t.Errorf("ImagePullError %+v, want the image, node worker-2 and ImagePullBackOff", pe)
+	}
+}
