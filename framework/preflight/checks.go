@@ -184,7 +184,7 @@ func (r *run) eachNode(ctx context.Context, probe func(ctx context.Context, node
 		pullErr := r.unpullable[node]
 		r.mu.Unlock()
 		if pullErr != nil {
-			problems[i] = fmt.Sprintf("node %s not probed: the probe image cannot be pulled there (see %s)", node, PXEServerImage)
+			problems[i] = fmt.Sprintf("node %s %s", node, notProbed)
 			continue
 		}
 		wg.Go(func() {
@@ -195,6 +195,18 @@ func (r *run) eachNode(ctx context.Context, probe func(ctx context.Context, node
 	}
 	wg.Wait()
 	return slices.DeleteFunc(problems, func(p string) bool { return p == "" })
+}
+
+// notProbed ends a node's problem when the probe image could not be pulled there.
+var notProbed = "not probed: the probe image cannot be pulled there (see " + PXEServerImage + ")"
+
+// nodesFailed is a node check's failure on problems, with fix as what to do unless every
+// problem is a node left unprobed, when the image's check says what to do.
+func nodesFailed(fix string, problems []string) verdict {
+	if !slices.ContainsFunc(problems, func(p string) bool { return !strings.HasSuffix(p, notProbed) }) {
+		fix = "make the probe image pullable first (" + PXEServerImage + ")"
+	}
+	return fail(fix, "%s", strings.Join(problems, "; "))
 }
 
 func checkImage(ctx context.Context, r *run) verdict {
@@ -262,7 +274,7 @@ func checkCNIPlugins(ctx context.Context, r *run) verdict {
 		return ""
 	})
 	if len(problems) > 0 {
-		return fail("install the CNI reference plugins (bridge, static) into "+CNIBinDir+" on every node", "%s", strings.Join(problems, "; "))
+		return nodesFailed("install the CNI reference plugins (bridge, static) into "+CNIBinDir+" on every node", problems)
 	}
 	return pass("%s in %s on every node (%d)", strings.Join(cniNeeded, " and "), CNIBinDir, len(r.Nodes))
 }
@@ -283,7 +295,7 @@ func (r *run) bridgeProblems(ctx context.Context, name string) []string {
 
 func checkBridge(ctx context.Context, r *run) verdict {
 	if p := r.bridgeProblems(ctx, r.cfg.Bridge); len(p) > 0 {
-		return fail(fmt.Sprintf("create bridge %q on every node, or set bridge to the one that carries the PXE network", r.cfg.Bridge), "%s", strings.Join(p, "; "))
+		return nodesFailed(fmt.Sprintf("create bridge %q on every node, or set bridge to the one that carries the PXE network", r.cfg.Bridge), p)
 	}
 	return pass("bridge %q on every node (%d)", r.cfg.Bridge, len(r.Nodes))
 }
@@ -297,8 +309,7 @@ func checkIsolationBridge(ctx context.Context, r *run) verdict {
 		return skip("no isolation bridge configured (isolationBridge is empty)")
 	}
 	if p := r.bridgeProblems(ctx, b); len(p) > 0 {
-		return fail(fmt.Sprintf("the isolation spec skips; create bridge %q, unconnected to %q, on every node, or set skip.isolation", b, r.cfg.Bridge),
-			"%s", strings.Join(p, "; "))
+		return nodesFailed(fmt.Sprintf("the isolation spec skips; create bridge %q, unconnected to %q, on every node, or set skip.isolation", b, r.cfg.Bridge), p)
 	}
 	return pass("isolation bridge %q on every node (%d)", b, len(r.Nodes))
 }
@@ -321,7 +332,7 @@ func checkNetfilter(ctx context.Context, r *run) verdict {
 	})
 	if len(problems) > 0 {
 		// The finding's message already says what to do.
-		return fail("", "%s", strings.Join(problems, "; "))
+		return nodesFailed("", problems)
 	}
 	slices.Sort(notes)
 	return pass("on every node (%d): %s", len(r.Nodes), strings.Join(slices.Compact(notes), "; "))
@@ -339,7 +350,7 @@ func checkVLAN(ctx context.Context, r *run) verdict {
 	pullErr := r.unpullable[node]
 	r.mu.Unlock()
 	if pullErr != nil {
-		return fail("", "node %s not probed: the probe image cannot be pulled there (see %s)", node, PXEServerImage)
+		return nodesFailed("", []string{"node " + node + " " + notProbed})
 	}
 	ok, reason, err := network.VLANSupported(ctx, r.LinkNode, node)
 	switch {
