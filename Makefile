@@ -5,6 +5,7 @@
 # make bench     boot time: direct kernel boot vs dnsmasq vs our PXE server
 # make e2e       the main job: offline kind cluster, the conformance suite, teardown
 # make certify KUBECONFIG=...   the suite against an existing cluster (vendor certification)
+# make preflight KUBECONFIG=... only the suite's preflight checks, one PASS/FAIL/SKIP line each
 # make list      the suite's specs and labels, without running them
 # make bench-e2e the suite's speed on the running lab cluster (medians of RUNS runs)
 # make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
@@ -23,7 +24,7 @@ BENCH_PACKAGES := dnsmasq-base
 REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify list cluster cluster-deps cluster-down images clean-lab
+.PHONY: bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -111,6 +112,14 @@ e2e: deps cluster-deps
 certify: deps
 	@if [ -z "$(KUBECONFIG)" ]; then echo "certify: set KUBECONFIG to the cluster to certify"; exit 2; fi
 	PXEC_KUBECONFIG="$(KUBECONFIG)" $(GINKGO) --tags e2e -v --timeout 90m $(GINKGO_ARGS) ./suites/pxe -- $(SUITE_ARGS)
+
+# The suite's preflight checks alone against the cluster of $(KUBECONFIG): one line per check;
+# exit 1 when a required check failed, 2 on bad settings (SUITE_ARGS: --pxec.* flags). Built,
+# not `go run`, which would turn exit 2 into 1.
+preflight:
+	@if [ -z "$(KUBECONFIG)" ]; then echo "preflight: set KUBECONFIG to the cluster to check"; exit 2; fi
+	$(GO) build -o bin/preflight ./ci/preflight
+	PXEC_KUBECONFIG="$(KUBECONFIG)" bin/preflight $(SUITE_ARGS)
 
 # The suite's speed on the running lab cluster (make cluster first): RUNS runs, then one line of
 # medians: suite=<s> specs=<n> bios_assertions=<s> efi_assertions=<s> running=<s>.

@@ -1,6 +1,7 @@
 // Package e2e is what the suite's Ginkgo specs (suites/pxe) stand on: Setup connects to the
-// cluster, runs the preflight checks (nodes reached only through the API) and builds the guest
-// payload once per run; a Spec is one spec's namespace with what it creates there
+// cluster, runs framework/preflight's checks (Preflight, which ci/preflight also runs alone;
+// nodes reached only through the API), refuses to start on a failed required one and builds
+// the guest payload once per run; a Spec is one spec's namespace with what it creates there
 // (NetworkAttachmentDefinitions, the PXE server pod, the VMI started as the procedure's guest),
 // step timings, and the artifacts a failed spec leaves for its reader; Finish removes what
 // Setup created and checks that no spec left anything.

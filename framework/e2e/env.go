@@ -23,8 +23,8 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
-	"github.com/pxe-conformance/pxe-conformance/framework/network"
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
+	"github.com/pxe-conformance/pxe-conformance/framework/preflight"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxepod"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
@@ -69,99 +69,29 @@ type Env struct {
 	deleting []string // spec namespaces whose deletion started; Finish waits for them
 }
 
-// Setup validates cfg, connects to its cluster and checks it can run the suite, with one plain
-// error per problem. It reaches nodes only through the API, as on any vendor's cluster, and
-// creates nothing but a namespace for its node probes (removed by Close, or by Finish).
+// Setup validates cfg, connects to its cluster and runs the preflight checks (Preflight),
+// writing one line per check to log; it refuses to start on a failed required check, with an
+// error listing every failed line. It then builds the guest payload and the guest credentials.
+// It reaches nodes only through the API, as on any vendor's cluster, and creates nothing but a
+// namespace for its node probes (removed by Close, or by Finish).
 func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, err error) {
 	if log == nil {
 		log = io.Discard
 	}
-	if cfg.Kubeconfig == "" {
-		cfg.Kubeconfig = os.Getenv("KUBECONFIG")
-	}
-	if cfg.Kubeconfig == "" {
-		return nil, errors.New("preflight: no cluster: set kubeconfig (--pxec.kubeconfig, PXEC_KUBECONFIG or KUBECONFIG), or run `make e2e`, which creates a kind cluster")
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("preflight: %w", err)
-	}
-	c, err := cluster.Existing(ctx, cfg.Kubeconfig)
+	e, report, err := Preflight(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("preflight: %w", err)
+		return nil, err
 	}
-	e := &Env{Config: cfg, REST: c.REST}
 	defer func() {
 		if err != nil {
 			e.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	if e.Kube, err = kubernetes.NewForConfig(c.REST); err != nil {
+	if err := report.Write(log); err != nil {
 		return nil, err
 	}
-	if e.Virt, err = kubecli.GetKubevirtClientFromRESTConfig(c.REST); err != nil {
+	if err := report.Err(); err != nil {
 		return nil, err
-	}
-	if e.NADs, err = nadclient.NewForConfig(c.REST); err != nil {
-		return nil, err
-	}
-
-	nodes, err := e.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("preflight: list nodes of %s: %w", cfg.Kubeconfig, err)
-	}
-	for _, n := range nodes.Items {
-		if !n.Spec.Unschedulable && nodeReady(n) {
-			e.Nodes = append(e.Nodes, n.Name)
-		}
-	}
-	if len(e.Nodes) == 0 {
-		return nil, fmt.Errorf("preflight: cluster %s has no Ready, schedulable node", cfg.Kubeconfig)
-	}
-
-	var problems []error
-	e.KubeVirtVersion, e.Emulation, err = e.kubeVirt(ctx)
-	if err != nil {
-		problems = append(problems, err)
-	}
-	if _, err := e.NADs.K8sCniCncfIoV1().NetworkAttachmentDefinitions("default").List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
-		problems = append(problems, fmt.Errorf("preflight: NetworkAttachmentDefinitions unavailable (is Multus installed?): %w", err))
-	}
-	if err := errors.Join(problems...); err != nil {
-		return nil, err
-	}
-	if e.Emulation {
-		e.Config = e.Config.ForEmulation()
-	}
-
-	// Node probes: pods on the nodes' host network, in a namespace of our own. The VLAN probe
-	// makes a throwaway bridge, so it alone gets NET_ADMIN.
-	ns, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		GenerateName: cfg.NamespaceGenerateName() + "preflight-", Labels: namespaceLabels("preflight")}}, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("preflight: create the node probe namespace: %w", err)
-	}
-	e.runnerNS = ns.Name
-	e.remember(ns.Name)
-	probeTimeout := nodeexec.WithPodTimeout(e.Config.Timeouts.NodeProbe)
-	if e.Node, err = nodeexec.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer, probeTimeout); err != nil {
-		return nil, err
-	}
-	linkRunner, err := nodeexec.NewPodRunner(c.REST, ns.Name, cfg.Images.PXEServer, probeTimeout, nodeexec.WithCapabilities("NET_ADMIN"))
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.CheckBridge(ctx, e.Nodes, func(ctx context.Context, node string) (bool, error) {
-		return network.BridgeExists(ctx, e.Node, node, cfg.Bridge)
-	}); err != nil {
-		return nil, fmt.Errorf("preflight: %w", err)
-	}
-	e.IsolationReason = e.isolationReason(ctx)
-	supported, reason, err := network.VLANSupported(ctx, linkRunner, e.Nodes[0])
-	if err != nil {
-		return nil, fmt.Errorf("preflight: VLAN support on node %s: %w", e.Nodes[0], err)
-	}
-	if !supported {
-		e.VLANReason = reason
 	}
 
 	// The payload and the guest credentials.
@@ -183,6 +113,107 @@ func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, e
 	}
 	e.Password = rand.Text()[:16]
 	return e, nil
+}
+
+// Resolve is cfg as a run uses it: the kubeconfig from KUBECONFIG when cfg names none, and
+// validated. Its error is always the configuration's (a command exits 2 on it).
+func Resolve(cfg settings.Config) (settings.Config, error) {
+	if cfg.Kubeconfig == "" {
+		cfg.Kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	if cfg.Kubeconfig == "" {
+		return cfg, errors.New("preflight: no cluster: set kubeconfig (--pxec.kubeconfig, PXEC_KUBECONFIG or KUBECONFIG), or run `make e2e`, which creates a kind cluster")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("preflight: %w", err)
+	}
+	return cfg, nil
+}
+
+// Preflight resolves cfg (Resolve), connects to its cluster, finds its Ready, schedulable
+// nodes and runs every check of framework/preflight against it from a namespace of its own
+// (<namespace>-preflight-<random>) for the node probes. It returns the Env, whose Close
+// removes that namespace, with the checks' report; an error means the checks could not run
+// at all (bad settings, no cluster, no node), and then nothing is left behind. A failed check
+// is no error: the report says so, and the caller decides (Setup refuses to start).
+func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report preflight.Report, err error) {
+	if cfg, err = Resolve(cfg); err != nil {
+		return nil, report, err
+	}
+	c, err := cluster.Existing(ctx, cfg.Kubeconfig)
+	if err != nil {
+		return nil, report, fmt.Errorf("preflight: %w", err)
+	}
+	e := &Env{Config: cfg, REST: c.REST}
+	defer func() {
+		if err != nil {
+			e.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if e.Kube, err = kubernetes.NewForConfig(c.REST); err != nil {
+		return nil, report, err
+	}
+	if e.Virt, err = kubecli.GetKubevirtClientFromRESTConfig(c.REST); err != nil {
+		return nil, report, err
+	}
+	if e.NADs, err = nadclient.NewForConfig(c.REST); err != nil {
+		return nil, report, err
+	}
+
+	nodes, err := e.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, report, fmt.Errorf("preflight: list nodes of %s: %w", cfg.Kubeconfig, err)
+	}
+	for _, n := range nodes.Items {
+		if !n.Spec.Unschedulable && nodeReady(n) {
+			e.Nodes = append(e.Nodes, n.Name)
+		}
+	}
+	if len(e.Nodes) == 0 {
+		return nil, report, fmt.Errorf("preflight: cluster %s has no Ready, schedulable node", cfg.Kubeconfig)
+	}
+
+	// Node probes: pods on the nodes' host network, in a namespace of our own, from the PXE
+	// server image. The CNI check alone mounts the nodes' plugin directory (read-only); the
+	// VLAN probe makes a throwaway bridge, so it alone gets NET_ADMIN.
+	ns, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: cfg.NamespaceGenerateName() + "preflight-", Labels: namespaceLabels("preflight")}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, report, fmt.Errorf("preflight: create the node probe namespace: %w", err)
+	}
+	e.runnerNS = ns.Name
+	e.remember(ns.Name)
+	probes := preflight.Cluster{Kube: e.Kube, KubeVirt: e.Virt.GeneratedKubeVirtClient().KubevirtV1(), NADs: e.NADs, Nodes: e.Nodes}
+	if probes.Node, err = e.podRunner(); err != nil {
+		return nil, report, err
+	}
+	if probes.CNINode, err = e.podRunner(nodeexec.WithHostPathReadOnly(preflight.CNIBinDir)); err != nil {
+		return nil, report, err
+	}
+	if probes.LinkNode, err = e.podRunner(nodeexec.WithCapabilities("NET_ADMIN")); err != nil {
+		return nil, report, err
+	}
+	if report, err = preflight.Run(ctx, probes, cfg); err != nil {
+		return nil, report, err
+	}
+	e.KubeVirtVersion, e.Emulation = report.KubeVirtVersion, report.Emulation
+	e.IsolationReason = report.Unavailable(preflight.IsolationBridge)
+	e.VLANReason = report.Unavailable(preflight.VLAN)
+	if e.Emulation {
+		e.Config = e.Config.ForEmulation()
+	}
+	// The specs' node runner, bounded by the timeouts as scaled.
+	if e.Node, err = e.podRunner(); err != nil {
+		return nil, report, err
+	}
+	return e, report, nil
+}
+
+// podRunner runs node probes in the Env's namespace from the PXE server image, each bounded by
+// Timeouts.NodeProbe.
+func (e *Env) podRunner(opts ...nodeexec.PodRunnerOption) (*nodeexec.PodRunner, error) {
+	opts = append([]nodeexec.PodRunnerOption{nodeexec.WithPodTimeout(e.Config.Timeouts.NodeProbe)}, opts...)
+	return nodeexec.NewPodRunner(e.REST, e.runnerNS, e.Config.Images.PXEServer, opts...)
 }
 
 // ownerLabel marks every namespace the suite creates, with the spec's name as value.
@@ -207,48 +238,6 @@ func nodeReady(n corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// kubeVirt reads the KubeVirt CR: it must be Available, and says whether guests are emulated.
-func (e *Env) kubeVirt(ctx context.Context) (version string, emulation bool, err error) {
-	list, err := e.Virt.KubeVirt(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return "", false, fmt.Errorf("preflight: read KubeVirt (is it installed?): %w", err)
-	}
-	if len(list.Items) == 0 {
-		return "", false, errors.New("preflight: no KubeVirt resource in the cluster: install KubeVirt first (`make cluster` does on kind)")
-	}
-	kv := list.Items[0]
-	available := false
-	for _, c := range kv.Status.Conditions {
-		if c.Type == "Available" && c.Status == corev1.ConditionTrue {
-			available = true
-		}
-	}
-	if !available {
-		return "", false, fmt.Errorf("preflight: KubeVirt %s/%s is not Available (phase %q)", kv.Namespace, kv.Name, kv.Status.Phase)
-	}
-	if dc := kv.Spec.Configuration.DeveloperConfiguration; dc != nil {
-		emulation = dc.UseEmulation
-	}
-	return kv.Status.ObservedKubeVirtVersion, emulation, nil
-}
-
-func (e *Env) isolationReason(ctx context.Context) string {
-	b := e.Config.IsolationBridge
-	if b == "" {
-		return "no isolation bridge configured (isolationBridge is empty)"
-	}
-	for _, n := range e.Nodes {
-		ok, err := network.BridgeExists(ctx, e.Node, n, b)
-		if err != nil {
-			return fmt.Sprintf("cannot tell whether isolation bridge %q exists on node %s: %v", b, n, err)
-		}
-		if !ok {
-			return fmt.Sprintf("isolation bridge %q is absent on node %s (make e2e creates it; on your own cluster create it or set isolationBridge)", b, n)
-		}
-	}
-	return ""
 }
 
 // Finish ends a run: it waits for the spec namespaces whose deletion Spec.Delete started, removes

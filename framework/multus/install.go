@@ -285,21 +285,16 @@ func (i *Installation) orNil() *Installation {
 // foreignMultus returns the first DaemonSet, in any namespace, whose name says Multus and
 // that we did not create, or "".
 func (c *clients) foreignMultus(ctx context.Context) (string, error) {
-	list, err := c.kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	all, err := DaemonSets(ctx, c.kube)
 	if err != nil {
 		return "", fmt.Errorf("look for an existing Multus: %w", err)
 	}
-	var found []string
-	for _, ds := range list.Items {
-		if strings.Contains(ds.Name, "multus") && ds.Labels[apply.ManagedByLabel] != apply.ManagedByValue {
-			found = append(found, "DaemonSet "+ds.Namespace+"/"+ds.Name)
+	for _, ds := range all {
+		if ds.Labels[apply.ManagedByLabel] != apply.ManagedByValue {
+			return "DaemonSet " + ds.Namespace + "/" + ds.Name, nil
 		}
 	}
-	sort.Strings(found)
-	if len(found) == 0 {
-		return "", nil
-	}
-	return found[0], nil
+	return "", nil
 }
 
 // customize applies the image and host directories to a DaemonSet of ours: the container's

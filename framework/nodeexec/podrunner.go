@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type PodRunner struct {
 	namespace string
 	image     string
 	caps      []corev1.Capability
+	mounts    []string // host paths mounted read-only at the same path
 	timeout   time.Duration
 }
 
@@ -65,6 +67,21 @@ func WithCapabilities(caps ...string) PodRunnerOption {
 			}
 			r.caps = append(r.caps, corev1.Capability(c))
 		}
+		return nil
+	})
+}
+
+// WithHostPathReadOnly mounts the node's directory path read-only at the same path in the
+// command's container, for a check that reads the node's files (its CNI plugins in
+// /opt/cni/bin): a host-network pod sees the node's links but not its file system. The
+// directory must exist (hostPath type Directory), so the probe never creates one on the node;
+// where it does not, the pod cannot start and NodeExec fails at its timeout.
+func WithHostPathReadOnly(path string) PodRunnerOption {
+	return podRunnerOptionFunc(func(r *PodRunner) error {
+		if !filepath.IsAbs(path) || filepath.Clean(path) != path || path == "/" {
+			return fmt.Errorf("host path %q: want a clean absolute directory below /, such as /opt/cni/bin", path)
+		}
+		r.mounts = append(r.mounts, path)
 		return nil
 	})
 }
@@ -122,6 +139,7 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 		Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
 		SecurityContext: r.securityContext(),
 	})
+	r.mountHostPaths(pod)
 	cmdline := command.Line(argv...)
 	pods := r.kube.CoreV1().Pods(r.namespace)
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{FieldManager: apply.FieldManager}); err != nil {
@@ -135,7 +153,7 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 		_ = pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	}()
 	var term *corev1.ContainerStateTerminated
-	var waiting string
+	var waiting *corev1.ContainerStateWaiting
 	err := wait.PollUntilContextTimeout(ctx, podPollInterval, r.timeout, true, func(ctx context.Context) (bool, error) {
 		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
@@ -146,14 +164,25 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 				term = s.State.Terminated
 				return true, nil
 			}
-			if s.State.Waiting != nil {
-				waiting = s.State.Waiting.Reason + " " + s.State.Waiting.Message
+			if w := s.State.Waiting; w != nil {
+				waiting = w
+				if pullGaveUp[w.Reason] {
+					return true, nil
+				}
 			}
 		}
 		return false, nil
 	})
+	if waiting != nil && term == nil && (err == nil || pullReasons[waiting.Reason]) {
+		return nil, fmt.Errorf("exec on node %s: %s: pod %s/%s: %w", node, cmdline, r.namespace, pod.Name,
+			&ImagePullError{Image: r.image, Node: node, Reason: waiting.Reason, Message: waiting.Message})
+	}
 	if err != nil {
-		return nil, fmt.Errorf("exec on node %s: %s: pod %s/%s did not finish (%s): %w", node, cmdline, r.namespace, pod.Name, strings.TrimSpace(waiting), err)
+		why := ""
+		if waiting != nil {
+			why = strings.TrimSpace(waiting.Reason + " " + waiting.Message)
+		}
+		return nil, fmt.Errorf("exec on node %s: %s: pod %s/%s did not finish (%s): %w", node, cmdline, r.namespace, pod.Name, why, err)
 	}
 	out, err := pods.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "exec"}).DoRaw(ctx)
 	if err != nil {
@@ -186,6 +215,42 @@ func HostPod(meta metav1.ObjectMeta, node string, ctr corev1.Container) *corev1.
 			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers:                   []corev1.Container{ctr},
 		},
+	}
+}
+
+// ImagePullError says a command's pod could not start because its node could not pull the
+// runner's image: the reason a preflight reports as the image's, not the command's.
+type ImagePullError struct {
+	Image, Node string
+	// Reason and Message are the kubelet's (ErrImagePull, ImagePullBackOff, ...).
+	Reason, Message string
+}
+
+func (e *ImagePullError) Error() string {
+	return strings.TrimSpace(fmt.Sprintf("node %s cannot pull image %s: %s %s", e.Node, e.Image, e.Reason, e.Message))
+}
+
+// pullReasons are the kubelet's waiting reasons for an image it could not pull.
+var pullReasons = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
+}
+
+// pullGaveUp are the waiting reasons after which NodeExec stops at once: the pull failed at
+// least once (ImagePullBackOff follows ErrImagePull within seconds) or can never succeed. A
+// preflight then says so now rather than at the end of the kubelet's back-off.
+var pullGaveUp = map[string]bool{
+	"ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
+}
+
+// mountHostPaths adds the runner's read-only host directories to pod's only container.
+func (r *PodRunner) mountHostPaths(pod *corev1.Pod) {
+	dir := corev1.HostPathDirectory
+	for i, path := range r.mounts {
+		name := fmt.Sprintf("host-%d", i)
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name,
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &dir}}})
+		c := &pod.Spec.Containers[0]
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: true})
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
 
+	"github.com/pxe-conformance/pxe-conformance/framework/multus"
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
@@ -316,15 +317,12 @@ func readKubeVirt(ctx context.Context, kv kvcorev1.KubeVirtsGetter, bound time.D
 func readMultus(ctx context.Context, kube kubernetes.Interface, bound time.Duration) (*MultusInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	list, err := kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	list, err := multus.DaemonSets(ctx, kube)
 	if err != nil {
-		return nil, fmt.Errorf("list DaemonSets: %w", err)
+		return nil, err
 	}
 	m := &MultusInfo{}
-	for _, ds := range list.Items {
-		if !strings.Contains(ds.Name, "multus") {
-			continue
-		}
+	for _, ds := range list {
 		d := DaemonSetInfo{Namespace: ds.Namespace, Name: ds.Name, Images: []string{},
 			Desired: ds.Status.DesiredNumberScheduled, Ready: ds.Status.NumberReady}
 		for _, c := range ds.Spec.Template.Spec.Containers {

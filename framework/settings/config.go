@@ -19,6 +19,8 @@ type Config struct {
 	// IsolationBridge is a second node bridge, not connected to Bridge, for the isolation spec;
 	// empty (or absent on the nodes) skips that spec with the reason.
 	IsolationBridge string `json:"isolationBridge"`
+	// Skip switches off optional parts a cluster lacks, as KubeVirt's SKIP_* variables do.
+	Skip Skip `json:"skip"`
 	// VLAN tags the PXE network on the bridge; 0 means untagged.
 	VLAN int `json:"vlan"`
 	// Namespace is the prefix of the namespaces specs create, as <prefix>-<random>.
@@ -37,6 +39,15 @@ type Config struct {
 	Timeouts Timeouts `json:"timeouts"`
 	// EmulationScale multiplies Timeouts where KubeVirt emulates the CPU (no usable /dev/kvm).
 	EmulationScale float64 `json:"emulationScale"`
+}
+
+// Skip switches off optional parts of the suite: their specs skip, and so do their preflight
+// checks, each saying which switch did it ("skipped by skip.isolation").
+type Skip struct {
+	// Isolation skips the isolation spec and the isolation bridge's check.
+	Isolation bool `json:"isolation"`
+	// VLAN skips the VLAN spec and the nodes' VLAN probe.
+	VLAN bool `json:"vlan"`
 }
 
 // Images names the container images the suite deploys.

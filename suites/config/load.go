@@ -50,6 +50,18 @@ func allSettings() []setting {
 			get: func(c *settings.Config) string { return *field(c) },
 			set: func(c *settings.Config, v string) error { *field(c) = v; return nil }}
 	}
+	boolean := func(key, usage string, field func(c *settings.Config) *bool) setting {
+		return setting{key: key, usage: usage, isBool: true,
+			get: func(c *settings.Config) string { return strconv.FormatBool(*field(c)) },
+			set: func(c *settings.Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("not a boolean")
+				}
+				*field(c) = b
+				return nil
+			}}
+	}
 	s := []setting{
 		str("mac", "MAC of the PXE client's PXE interface", func(c *settings.Config) *string { return &c.MAC }),
 		{key: "allowedMACs", usage: "comma-separated allow-list of the PXE server; empty means mac alone",
@@ -94,16 +106,9 @@ func allSettings() []setting {
 				return nil
 			}},
 		str("kubeconfig", "kubeconfig of an existing cluster; empty creates a kind cluster", func(c *settings.Config) *string { return &c.Kubeconfig }),
-		{key: "keepOnFailure", usage: "keep a failed spec's namespace and objects", isBool: true,
-			get: func(c *settings.Config) string { return strconv.FormatBool(c.KeepOnFailure) },
-			set: func(c *settings.Config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return fmt.Errorf("not a boolean")
-				}
-				c.KeepOnFailure = b
-				return nil
-			}},
+		boolean("keepOnFailure", "keep a failed spec's namespace and objects", func(c *settings.Config) *bool { return &c.KeepOnFailure }),
+		boolean("skip.isolation", "skip the isolation spec and the isolation bridge's preflight check", func(c *settings.Config) *bool { return &c.Skip.Isolation }),
+		boolean("skip.vlan", "skip the VLAN spec and the nodes' VLAN probe", func(c *settings.Config) *bool { return &c.Skip.VLAN }),
 		str("artifactsDir", "directory for reports and failed specs' diagnostics (default $ARTIFACTS when set)", func(c *settings.Config) *string { return &c.ArtifactsDir }),
 		str("images.pxeServer", "image of the PXE server", func(c *settings.Config) *string { return &c.Images.PXEServer }),
 		{key: "emulationScale", usage: "factor for every timeout where KubeVirt emulates the CPU",

@@ -96,6 +96,8 @@ timeouts:
 			want: func(c *settings.Config) { c.KeepOnFailure = true }},
 		{name: "bool flag false overrides env true", args: []string{"--pxec.keepOnFailure=false"}, env: map[string]string{"PXEC_KEEP_ON_FAILURE": "true"},
 			want: func(*settings.Config) {}},
+		{name: "skip switches from a flag and env", args: []string{"--pxec.skip.isolation"}, env: map[string]string{"PXEC_SKIP_VLAN": "true"},
+			want: func(c *settings.Config) { c.Skip = settings.Skip{Isolation: true, VLAN: true} }},
 		{name: "every kind of value from env", env: map[string]string{
 			"PXEC_KUBECONFIG": "/k", "PXEC_KEEP_ON_FAILURE": "1", "PXEC_IMAGES_PXE_SERVER": "r/p:2", "PXEC_EMULATION_SCALE": "4.5",
 			"PXEC_TIMEOUTS_CLEANUP": "30s"},

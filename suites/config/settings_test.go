@@ -19,6 +19,7 @@ func TestEnvNameSplitsCamelCase(t *testing.T) {
 		{"timeouts.vmiRunning", "PXEC_TIMEOUTS_VMI_RUNNING"},
 		{"timeouts.dhcp", "PXEC_TIMEOUTS_DHCP"},
 		{"config", "PXEC_CONFIG"},
+		{"skip.isolation", "PXEC_SKIP_ISOLATION"},
 	}
 	for _, tt := range tests {
 		if got := envName(tt.key); got != tt.want {
@@ -64,7 +65,7 @@ func TestSettingsCoverEveryField(t *testing.T) {
 // TestSettingsRoundTrip checks each setting's parser against its printer on a changed config.
 func TestSettingsRoundTrip(t *testing.T) {
 	src := settings.Config{MAC: "02:00:00:00:00:01", Bridge: "pxebr", VLAN: 100, Namespace: "ns", Firmware: []firmware.Firmware{firmware.EFI},
-		Kubeconfig: "/k", KeepOnFailure: true, ArtifactsDir: "/a", Images: settings.Images{PXEServer: "img:1"},
+		Kubeconfig: "/k", KeepOnFailure: true, Skip: settings.Skip{Isolation: true, VLAN: true}, ArtifactsDir: "/a", Images: settings.Images{PXEServer: "img:1"},
 		Timeouts: settings.Timeouts{VMIRunning: 1, BootMenu: 2, IPXE: 3, Screenshot: 4, DHCP: 5, PXEBoot: 6, GuestReady: 7, SSH: 8,
 			ConsoleLogin: 9, PXEServer: 10, NodeProbe: 11, Cleanup: 12},
 		EmulationScale: 1.5}
