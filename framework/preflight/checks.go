@@ -357,7 +357,7 @@ func checkVLAN(ctx context.Context, r *run) verdict {
 	case err != nil:
 		return fail("the VLAN spec skips; set skip.vlan to say so", "VLAN support on node %s: %v", node, err)
 	case !ok:
-		return fail("the VLAN spec skips; set skip.vlan to say so", "node %s: %s", node, reason)
+		return fail("the VLAN spec skips; set skip.vlan to say so", "%s", reason)
 	}
 	return pass("node %s bridges 802.1Q VLANs", node)
 }
