@@ -42,7 +42,7 @@ type Env struct {
 	Nodes []string
 	// Node runs read-only commands on nodes: a short-lived host-network pod in a namespace of
 	// the suite's own, on every cluster (the lab's too), so the path a lab run exercises is the
-	// one a vendor's cluster gets.
+	// one a vendor's cluster gets. Its pods see the nodes' CNI plugin directory, read-only.
 	Node nodeexec.Runner
 	// KubeVirtVersion is the running KubeVirt's version.
 	KubeVirtVersion string
@@ -202,8 +202,9 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 	if e.Emulation {
 		e.Config = e.Config.ForEmulation()
 	}
-	// The specs' node runner, bounded by the timeouts as scaled.
-	if e.Node, err = e.podRunner(); err != nil {
+	// The specs' node runner, bounded by the timeouts as scaled; it sees the nodes' CNI
+	// plugins (read-only) so that the results bundle can list them.
+	if e.Node, err = e.podRunner(nodeexec.WithHostPathReadOnly(preflight.CNIBinDir)); err != nil {
 		return nil, report, err
 	}
 	return e, report, nil
