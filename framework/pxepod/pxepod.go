@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -254,6 +255,9 @@ func (s *Server) waitPod(ctx context.Context, what string, ok func(*corev1.Pod) 
 			if why := terminated(p); why != "" {
 				return p, fmt.Errorf("PXE server pod %s/%s: %s\n%s", s.Namespace, s.Name, why, s.logTail(ctx))
 			}
+			if ev := s.sandboxFailure(ctx, p); ev != "" {
+				return p, fmt.Errorf("PXE server pod %s/%s cannot start on node %q: its network could not be set up: %s", s.Namespace, s.Name, p.Spec.NodeName, ev)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -264,6 +268,27 @@ func (s *Server) waitPod(ctx context.Context, what string, ok func(*corev1.Pod) 
 }
 
 // terminated says why the pod's server container has stopped or cannot start, or "".
+// sandboxFailure returns the message of a FailedCreatePodSandBox event of the pod, if any. The
+// kubelet retries a sandbox whose network a CNI plugin could not set up (a bridge plugin
+// missing on the node, Multus stopped), but nothing the suite does will make it succeed: the wait
+// fails at once, quoting the plugin's own words, instead of running out its bound.
+func (s *Server) sandboxFailure(ctx context.Context, p *corev1.Pod) string {
+	if p.Status.Phase != corev1.PodPending {
+		return ""
+	}
+	events, err := s.kube.CoreV1().Events(s.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.name": s.Name, "reason": "FailedCreatePodSandBox"}.String()})
+	if err != nil {
+		return ""
+	}
+	for _, e := range events.Items {
+		if e.InvolvedObject.UID == p.UID && e.Reason == "FailedCreatePodSandBox" {
+			return e.Message
+		}
+	}
+	return ""
+}
+
 func terminated(p *corev1.Pod) string {
 	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
 		return fmt.Sprintf("phase %s: %s", p.Status.Phase, p.Status.Message)

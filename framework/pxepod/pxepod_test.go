@@ -3,6 +3,7 @@ package pxepod
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -11,6 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 )
@@ -142,5 +148,38 @@ func TestPayloadTarHoldsEachFileByName(t *testing.T) {
 	}
 	if len(got) != 2 || got["vmlinuz"] != "content of vmlinuz" || got["initrd.img"] != "content of initrd.img" {
 		t.Errorf("archive holds %v", got)
+	}
+}
+
+// TestWaitFailsAtOnceWhenThePodsNetworkCannotBeSetUp is the regression test for a spec that
+// waited 15 minutes for a PXE server pod whose sandbox the bridge plugin could not set up.
+func TestWaitFailsAtOnceWhenThePodsNetworkCannotBeSetUp(t *testing.T) {
+	kube := fake.NewSimpleClientset()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pxe-server", Namespace: "pxec-abc", UID: "u1"},
+		Spec: corev1.PodSpec{NodeName: "n1"}, Status: corev1.PodStatus{Phase: corev1.PodPending}}
+	msg := `Failed to create pod sandbox: plugin type="multus" name="multus-cni-network" failed (add): failed to find plugin "bridge" in path [/opt/cni/bin]`
+	ctx := context.Background()
+	if _, err := kube.CoreV1().Pods("pxec-abc").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []corev1.Event{
+		{ObjectMeta: metav1.ObjectMeta{Name: "old"}, Reason: "FailedCreatePodSandBox", Message: "an older pod of the same name",
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pxe-server", UID: "u0"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "now"}, Reason: "FailedCreatePodSandBox", Message: msg,
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pxe-server", UID: "u1"}},
+	} {
+		if _, err := kube.CoreV1().Events("pxec-abc").Create(ctx, &e, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Server{kube: kube, Namespace: "pxec-abc", Name: "pxe-server"}
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := s.waitPod(wait, "its container running", func(*corev1.Pod) bool { return false })
+	if wait.Err() != nil {
+		t.Fatal("the wait ran out its bound instead of failing on the sandbox event")
+	}
+	if err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), `node "n1"`) || strings.Contains(err.Error(), "older pod") {
+		t.Errorf("waitPod = %v, want the current pod's sandbox event quoted", err)
 	}
 }
