@@ -9,6 +9,8 @@
 # The suite runs with a `docker` on its PATH that refuses, so it reaches the nodes only through
 # the API, exactly as on a vendor's cluster: the path every CI run exercises is the vendors'.
 #
+# The cluster is the run's own, so the fault specs may change its nodes (faultInjection).
+#
 #   E2E_PROCS     parallel suite processes (default 2: measured faster than 1 here, see README)
 #   GINKGO_ARGS   extra ginkgo flags, e.g. --label-filter=negative or --focus=efi
 #   SUITE_ARGS    suite settings, e.g. --pxec.mac=de:00:00:00:00:01 (see README.md)
@@ -42,6 +44,6 @@ printf '#!/bin/sh\necho "docker: not for the suite: it reaches nodes through the
 chmod +x "$nodocker/docker"
 status=0
 PATH="$nodocker:$PATH" make --no-print-directory certify KUBECONFIG="$kubeconfig" \
-  GINKGO_ARGS="--procs=${E2E_PROCS:-2} ${GINKGO_ARGS:-}" SUITE_ARGS="${SUITE_ARGS:-}" || status=$?
+  GINKGO_ARGS="--procs=${E2E_PROCS:-2} ${GINKGO_ARGS:-}" SUITE_ARGS="--pxec.faultInjection=true ${SUITE_ARGS:-}" || status=$?
 rm -rf "$nodocker"
 exit "$status"

@@ -210,6 +210,16 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 	return e, report, nil
 }
 
+// WritableRunner runs commands on nodes in pods that mount the node's directory dir writable,
+// for the fault specs alone (settings.FaultInjection); each command is bounded by
+// Timeouts.NodeProbe.
+func (e *Env) WritableRunner(dir string) (nodeexec.Runner, error) {
+	if !e.Config.FaultInjection {
+		return nil, fmt.Errorf("a node runner that writes %s: faultInjection is off", dir)
+	}
+	return e.podRunner(nodeexec.WithHostPathWritable(dir))
+}
+
 // podRunner runs node probes in the Env's namespace from the PXE server image, each bounded by
 // Timeouts.NodeProbe.
 func (e *Env) podRunner(opts ...nodeexec.PodRunnerOption) (*nodeexec.PodRunner, error) {

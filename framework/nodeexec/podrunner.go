@@ -32,7 +32,7 @@ type PodRunner struct {
 	namespace string
 	image     string
 	caps      []corev1.Capability
-	mounts    []string // host paths mounted read-only at the same path
+	mounts    []hostMount // host directories mounted at the same path
 	timeout   time.Duration
 }
 
@@ -77,13 +77,29 @@ func WithCapabilities(caps ...string) PodRunnerOption {
 // directory must exist (hostPath type Directory), so the probe never creates one on the node;
 // where it does not, the pod cannot start and NodeExec fails at its timeout.
 func WithHostPathReadOnly(path string) PodRunnerOption {
+	return withHostPath(path, true)
+}
+
+// WithHostPathWritable mounts the node's directory path writable: only for the fault specs,
+// which change a node on purpose (a cluster the run owns) and put it back.
+func WithHostPathWritable(path string) PodRunnerOption {
+	return withHostPath(path, false)
+}
+
+func withHostPath(path string, readOnly bool) PodRunnerOption {
 	return podRunnerOptionFunc(func(r *PodRunner) error {
 		if !filepath.IsAbs(path) || filepath.Clean(path) != path || path == "/" {
 			return fmt.Errorf("host path %q: want a clean absolute directory below /, such as /opt/cni/bin", path)
 		}
-		r.mounts = append(r.mounts, path)
+		r.mounts = append(r.mounts, hostMount{path: path, readOnly: readOnly})
 		return nil
 	})
+}
+
+// hostMount is one node directory a runner's pods mount.
+type hostMount struct {
+	path     string
+	readOnly bool
 }
 
 // WithPodTimeout bounds each command's pod from creation to its end (default
@@ -242,15 +258,15 @@ var pullGaveUp = map[string]bool{
 	"ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
 }
 
-// mountHostPaths adds the runner's read-only host directories to pod's only container.
+// mountHostPaths adds the runner's host directories to pod's only container.
 func (r *PodRunner) mountHostPaths(pod *corev1.Pod) {
 	dir := corev1.HostPathDirectory
-	for i, path := range r.mounts {
+	for i, m := range r.mounts {
 		name := fmt.Sprintf("host-%d", i)
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name,
-			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &dir}}})
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: m.path, Type: &dir}}})
 		c := &pod.Spec.Containers[0]
-		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: true})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: m.path, ReadOnly: m.readOnly})
 	}
 }
 

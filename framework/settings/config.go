@@ -31,6 +31,9 @@ type Config struct {
 	Kubeconfig string `json:"kubeconfig"`
 	// KeepOnFailure leaves a failed spec's namespace and objects in place for debugging.
 	KeepOnFailure bool `json:"keepOnFailure"`
+	// FaultInjection lets the fault specs change the nodes on purpose (take a CNI plugin away,
+	// and put it back): only on a cluster the run owns, such as make e2e's. Off, they skip.
+	FaultInjection bool `json:"faultInjection"`
 	// ArtifactsDir receives reports and each failed spec's diagnostics.
 	ArtifactsDir string `json:"artifactsDir"`
 	// Images names the images the suite deploys.

@@ -52,3 +52,15 @@ func FirmwareOf(v *v1.VirtualMachineInstance) firmware.Firmware {
 	}
 	return firmware.BIOS
 }
+
+// WithBootOrderOn sets bootOrder order on the interface named iface: for a negative case that
+// gives two devices one boot order, which KubeVirt must refuse.
+func WithBootOrderOn(iface string, order uint) Option {
+	return func(v *v1.VirtualMachineInstance) {
+		for i := range v.Spec.Domain.Devices.Interfaces {
+			if v.Spec.Domain.Devices.Interfaces[i].Name == iface {
+				v.Spec.Domain.Devices.Interfaces[i].BootOrder = &order
+			}
+		}
+	}
+}

@@ -107,6 +107,7 @@ func allSettings() []setting {
 			}},
 		str("kubeconfig", "kubeconfig of an existing cluster; empty creates a kind cluster", func(c *settings.Config) *string { return &c.Kubeconfig }),
 		boolean("keepOnFailure", "keep a failed spec's namespace and objects", func(c *settings.Config) *bool { return &c.KeepOnFailure }),
+		boolean("faultInjection", "let the fault specs change nodes (only on a cluster the run owns)", func(c *settings.Config) *bool { return &c.FaultInjection }),
 		boolean("skip.isolation", "skip the isolation spec and the isolation bridge's preflight check", func(c *settings.Config) *bool { return &c.Skip.Isolation }),
 		boolean("skip.vlan", "skip the VLAN spec and the nodes' VLAN probe", func(c *settings.Config) *bool { return &c.Skip.VLAN }),
 		str("artifactsDir", "directory for reports and failed specs' diagnostics (default $ARTIFACTS when set)", func(c *settings.Config) *string { return &c.ArtifactsDir }),

@@ -19,6 +19,9 @@ const (
 	Isolation = "isolation"
 	// Slow marks specs that boot more than once or wait long, for runs that want to skip them.
 	Slow = "slow"
+	// Fault marks specs that inject a fault (on the nodes or the PXE server) and check that the
+	// suite names it; they need faultInjection and are not part of a certification run.
+	Fault = "fault"
 	// Certification marks the specs a vendor runs against an existing cluster
 	// (`make certify`): they create nothing outside their own namespaces.
 	Certification = "certification"
@@ -26,5 +29,5 @@ const (
 
 // All returns every label above, for documentation and checks.
 func All() []string {
-	return []string{PXE, BIOS, EFI, Negative, VLAN, Isolation, Slow, Certification}
+	return []string{PXE, BIOS, EFI, Negative, VLAN, Isolation, Slow, Fault, Certification}
 }

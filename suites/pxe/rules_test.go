@@ -1,0 +1,50 @@
+//go:build e2e
+
+package pxe
+
+import (
+	"context"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/console"
+	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
+	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
+	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
+	"github.com/pxe-conformance/pxe-conformance/suites/labels"
+)
+
+var _ = Describe("PXE boot rules KubeVirt enforces", Label(labels.PXE, labels.Negative), func() {
+	It("refuses a VMI whose two interfaces share a bootOrder", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
+		s := newSpec(ctx)
+		mac := env.OwnMAC()
+		By("Create the NetworkAttachmentDefinition " + vmNAD)
+		Expect(s.CreateNAD(ctx, vmNAD, env.Config.Bridge, env.Config.VLAN)).To(Succeed())
+		By("Create a VirtualMachineInstance whose pod-network interface also has bootOrder 1")
+		v := vmi.PXEClient("pxe-guest", mac, vmNAD, firmware.BIOS, vmi.WithBootOrderOn("default", 1))
+		Expect(vmi.Validate(v)).NotTo(Succeed(), "the suite's own validation must refuse it too")
+		err := s.StartVMI(ctx, v)
+		Expect(err).To(MatchError(ContainSubstring("already set for a different device")), "KubeVirt's admission must refuse duplicate boot orders")
+		AddReportEntry("refused", err.Error())
+	})
+
+	It("never tries a bridge interface without bootOrder on EFI either", Label(labels.EFI, labels.Certification), specTimeout(), func(ctx SpecContext) {
+		s := newSpec(ctx)
+		mac := env.OwnMAC()
+		setUpNetwork(ctx, s, env.OwnAllowList())
+		boot := bootVMI(ctx, s, mac, vmNAD, firmware.EFI, vmi.WithoutBootOrder(vmi.PXEInterface))
+
+		By("OVMF finds nothing to boot")
+		c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.GuestReady)
+		defer cancel()
+		_, err := s.Guest.Console().Expect(c, console.Phrase("No bootable option or device was found"), console.Named("OVMF giving up"),
+			console.FailOn(procedure.IPXELine(boot.MAC)))
+		Expect(err).NotTo(HaveOccurred(), "the NIC without bootOrder must not be tried")
+
+		By("The PXE server never heard from the MAC")
+		events, err := boot.Events(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(dhcpEvents(events)).To(BeEmpty())
+	})
+})
