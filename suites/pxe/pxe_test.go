@@ -207,17 +207,7 @@ var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), 
 		setUpNetwork(ctx, s, env.OwnAllowList())
 		boot := bootVMI(ctx, s, mac, vmNAD, firmware.BIOS, vmi.WithoutBootOrder(vmi.PXEInterface))
 
-		By("SeaBIOS finds nothing to boot")
-		c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.GuestReady)
-		defer cancel()
-		_, err := s.Guest.Console().Expect(c, console.Phrase("No bootable device"), console.Named("SeaBIOS giving up"),
-			console.FailOn(procedure.IPXELine(boot.MAC)))
-		Expect(err).NotTo(HaveOccurred(), "the NIC without bootOrder must not be tried")
-
-		By("The PXE server never heard from the MAC")
-		events, err := boot.Events(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(dhcpEvents(events)).To(BeEmpty())
+		expectNeverTried(ctx, s, boot, "SeaBIOS", "No bootable device")
 	})
 
 	It("gets no DHCP answer when the PXE server is down", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {
@@ -273,6 +263,23 @@ func expectUnheard(ctx context.Context, s *e2e.Spec, mac, nad string) {
 	_, err := boot.WaitIPXE(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	expectDHCPTimeout(ctx, s)
+	By("The PXE server never heard from the MAC")
+	events, err := boot.Events(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(dhcpEvents(events)).To(BeEmpty())
+}
+
+// expectNeverTried waits for the firmware to give up (its words givesUp on the console) without
+// iPXE ever opening the bridge interface, and checks that the PXE server never heard from it.
+func expectNeverTried(ctx context.Context, s *e2e.Spec, boot *procedure.Boot, fw, givesUp string) {
+	GinkgoHelper()
+	By(fw + " finds nothing to boot")
+	c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.GuestReady)
+	defer cancel()
+	_, err := s.Guest.Console().Expect(c, console.Phrase(givesUp), console.Named(fw+" giving up"),
+		console.FailOn(procedure.IPXELine(boot.MAC)))
+	Expect(err).NotTo(HaveOccurred(), "the NIC without bootOrder must not be tried")
+
 	By("The PXE server never heard from the MAC")
 	events, err := boot.Events(ctx)
 	Expect(err).NotTo(HaveOccurred())

@@ -3,14 +3,11 @@
 package pxe
 
 import (
-	"context"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pxe-conformance/pxe-conformance/framework/console"
 	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
-	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
 	"github.com/pxe-conformance/pxe-conformance/suites/labels"
 )
@@ -38,16 +35,6 @@ var _ = Describe("PXE boot rules KubeVirt enforces", Label(labels.PXE, labels.Ne
 		setUpNetwork(ctx, s, env.OwnAllowList())
 		boot := bootVMI(ctx, s, mac, vmNAD, firmware.EFI, vmi.WithoutBootOrder(vmi.PXEInterface), vmi.WithBootOrderOn("default", 1))
 
-		By("OVMF finds nothing to boot")
-		c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.GuestReady)
-		defer cancel()
-		_, err := s.Guest.Console().Expect(c, console.Phrase("No bootable option or device was found"), console.Named("OVMF giving up"),
-			console.FailOn(procedure.IPXELine(boot.MAC)))
-		Expect(err).NotTo(HaveOccurred(), "the NIC without bootOrder must not be tried")
-
-		By("The PXE server never heard from the MAC")
-		events, err := boot.Events(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(dhcpEvents(events)).To(BeEmpty())
+		expectNeverTried(ctx, s, boot, "OVMF", "No bootable option or device was found")
 	})
 })
