@@ -3,7 +3,6 @@
 package pxe
 
 import (
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
