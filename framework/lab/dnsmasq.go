@@ -49,6 +49,8 @@ type DnsmasqConfig struct {
 	IP  netip.Addr
 	// Kernel and Initrd are files to serve over TFTP; Cmdline is the kernel command line.
 	Kernel, Initrd, Cmdline string
+	// ExtraArgs are appended to dnsmasq's command line, e.g. --tftp-max for a benchmark.
+	ExtraArgs []string
 }
 
 // StartDnsmasq runs dnsmasq on the segment's bridge. Router advertisements need a global IPv6
@@ -80,6 +82,7 @@ func StartDnsmasq(ctx context.Context, seg *Segment, cfg DnsmasqConfig) (*Dnsmas
 		// Router lifetime 0: the advertisements end iPXE's wait for IPv6 but offer no route.
 		"--ra-param="+seg.Bridge+",10,0",
 	)
+	args = append(args, cfg.ExtraArgs...)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout = d.log
 	cmd.Stderr = d.log
