@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -37,6 +38,9 @@ import (
 )
 
 func main() {
+	// dnsmasq is started with Pdeathsig, which Linux sends when the thread that started it
+	// exits, not the process: keep main on the one thread that lives as long as the process.
+	runtime.LockOSThread()
 	clients := flag.Int("dhcp-clients", 1000, "concurrent DHCP clients, each with a reservation")
 	transfers := flag.Int("transfers", 100, "concurrent TFTP and HTTP transfers")
 	sizeMiB := flag.Int("size-mib", 10, "payload size in MiB")
@@ -123,6 +127,12 @@ func run(ctx context.Context, o options) (err error) {
 		err = errors.Join(err, dnsmasq.Stop(cctx))
 	}()
 
+	for _, server := range []string{oursTFTP, dnsmasqTFTP} {
+		if err := waitTFTP(ctx, bn, server); err != nil {
+			fmt.Printf("benchpxe: dnsmasq's log ends:\n%s\n", tail(dnsmasq.Log(), 2000))
+			return err
+		}
+	}
 	tftpTargets := []struct {
 		name   string
 		server string
@@ -140,6 +150,9 @@ func run(ctx context.Context, o options) (err error) {
 				prof()
 			}
 			if err != nil {
+				if tgt.name == "dnsmasq" {
+					fmt.Printf("benchpxe: dnsmasq's log ends:\n%s\n", tail(dnsmasq.Log(), 2000))
+				}
 				return fmt.Errorf("tftp %s, %d concurrent: %w", tgt.name, n, err)
 			}
 			fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.2fs\n", tgt.name, n, secs)
@@ -223,4 +236,12 @@ func loadavg() string {
 		return "unknown"
 	}
 	return string(b[:len(b)-1])
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }

@@ -72,6 +72,32 @@ func benchTFTP(ctx context.Context, bn *benchNet, server string, n int, size int
 	return secs, errors.Join(errs...)
 }
 
+// waitTFTP fetches the small file from server until that works, so that a measurement never
+// includes a server's start (dnsmasq prints that it is ready a moment before it answers).
+func waitTFTP(ctx context.Context, bn *benchNet, server string) error {
+	dst, err := netip.ParseAddrPort(server)
+	if err != nil {
+		return err
+	}
+	var last error
+	for range 20 {
+		var c *net.UDPConn
+		if err := bn.client.Do(func() error {
+			var err error
+			c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(clientAddr.Addr(), 0)))
+			return err
+		}); err != nil {
+			return err
+		}
+		_, last = tftpGet(c, dst, initrdName)
+		c.Close()
+		if last == nil || ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("tftp %s never answered: %w", server, last)
+}
+
 // tftpGet is a minimal RFC 1350 read with the blksize and tsize options (RFC 2348, 2349), as
 // iPXE does it: it returns the bytes received.
 func tftpGet(c *net.UDPConn, server netip.AddrPort, name string) (int64, error) {
