@@ -145,7 +145,9 @@ func run(ctx context.Context, o options) (err error) {
 					return err
 				}
 			}
+			timeouts := tftpClientTimeouts.Load()
 			secs, err := benchTFTP(ctx, bn, tgt.server, n, int64(o.size))
+			timeouts = tftpClientTimeouts.Load() - timeouts
 			if prof != nil {
 				prof()
 			}
@@ -155,7 +157,7 @@ func run(ctx context.Context, o options) (err error) {
 				}
 				return fmt.Errorf("tftp %s, %d concurrent: %w", tgt.name, n, err)
 			}
-			fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.2fs\n", tgt.name, n, secs)
+			fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.2fs (client timeouts: %d)\n", tgt.name, n, secs, timeouts)
 			r.setTFTP(n, tgt.name, secs)
 		}
 	}

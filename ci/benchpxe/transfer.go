@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -72,6 +73,10 @@ func benchTFTP(ctx context.Context, bn *benchNet, server string, n int, size int
 	return secs, errors.Join(errs...)
 }
 
+// tftpClientTimeouts counts the client's waits that ran out (and so sent again), over all
+// transfers: each costs tftpWait, so a few explain a slow figure.
+var tftpClientTimeouts atomic.Int64
+
 // waitTFTP fetches the small file from server until that works, so that a measurement never
 // includes a server's start (dnsmasq prints that it is ready a moment before it answers).
 func waitTFTP(ctx context.Context, bn *benchNet, server string) error {
@@ -120,6 +125,7 @@ func tftpGet(c *net.UDPConn, server netip.AddrPort, name string) (int64, error) 
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && tries < tftpTries {
 				tries++
+				tftpClientTimeouts.Add(1)
 				if _, err := c.WriteToUDPAddrPort(last, peer); err != nil {
 					return total, err
 				}

@@ -295,8 +295,7 @@ func (s *Server) stop(ctx context.Context) error {
 	} else {
 		s.httpLn.Close()
 	}
-	// Closing the socket ends the TFTP read loop; closing done ends the
-	// transfers at once.
+	// Closing the socket ends the TFTP read loop; then the transfers end.
 	s.tftpConn.Close()
 	s.dhcpConn.Close()
 	if s.ra != nil {
@@ -313,6 +312,8 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("stop pxe server on %s: goroutines still running: %w", s.cfg.Interface, ctx.Err()))
 	}
+	// The read loop is gone: end the transfers it was serving.
+	s.stopTFTP()
 	if err := s.files.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close root %s: %w", s.cfg.Root, err))
 	}

@@ -10,9 +10,11 @@ package pxe
 // work behind a one-slot channel per transfer; it also took a new request
 // from the port of a transfer it still tracked for a packet of that
 // transfer and dropped it, and could panic sending on a finished transfer's
-// channel. Here one loop reads the socket and hands each packet to its
-// transfer without allocating; a transfer is a goroutine that reads its
-// file and sends, in lock step as the RFC asks, from the same socket.
+// channel. Here the one loop that reads the socket also answers: an ACK is
+// followed by the next block from the same goroutine, with no hand-off to
+// another goroutine (and so no thread wake-up) per packet, as dnsmasq's
+// single loop does; a timer per transfer sends again what was not
+// acknowledged. Blocks go in lock step, as the RFC asks.
 
 import (
 	"bytes"
@@ -23,10 +25,10 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -40,6 +42,8 @@ const (
 	tftpMaxBlockSize = 8192
 	tftpTimeout      = 2 * time.Second
 	tftpRetries      = 5
+	// tftpReadAhead is how many blocks a transfer reads from its file at once.
+	tftpReadAhead = 32
 )
 
 // TFTP opcodes (RFC 1350, 2347).
@@ -54,10 +58,10 @@ const (
 
 // TFTP error codes (RFC 1350, 2347).
 const (
-	tftpErrUndefined   = 0
-	tftpErrNotFound    = 1
-	tftpErrAccess      = 2
-	tftpErrIllegal     = 4
+	tftpErrUndefined = 0
+	tftpErrNotFound  = 1
+	tftpErrAccess    = 2
+	tftpErrIllegal   = 4
 )
 
 // errWriteRefused is what write requests get: the root is read-only.
@@ -122,39 +126,40 @@ func (s *tftpSocket) write(b []byte, to netip.AddrPort, local netip.Addr) error 
 }
 
 // tftpTransfers tracks running transfers by the client's address and port
-// (its transfer identifier): the read loop hands each ACK or ERROR to its one.
+// (its transfer identifier).
 type tftpTransfers struct {
 	mu sync.Mutex
 	m  map[netip.AddrPort]*tftpTransfer
 }
 
-// tftpTransfer is one read transfer; its goroutine alone sends.
+// tftpTransfer is one read transfer. The read loop advances it on each
+// ACK, its timer sends again; mu orders the two.
 type tftpTransfer struct {
+	srv    *Server
 	remote netip.AddrPort
 	local  netip.Addr
 	// request is the read request that started it, to tell a client's
 	// retransmitted request from a new one.
 	request []byte
-	// in carries the client's ACKs and ERRORs; when full, a packet is
-	// dropped as on a congested wire and the retransmission covers it.
-	in chan tftpReply
-	// started is set once the client acknowledged the first packet.
-	started atomic.Bool
-	// superseded is closed when the client sends a new request from the
-	// same port: it has given this transfer up.
-	superseded chan struct{}
-	once       sync.Once
-}
 
-// tftpReply is an ACK (block) or an ERROR (code and message) from the client.
-type tftpReply struct {
-	op    uint16
-	block uint16
-	code  uint16
-	msg   string
+	mu       sync.Mutex
+	f        *os.File
+	blksize  int
+	timeout  time.Duration
+	block    uint16 // the block pkt carries and the ACK awaited (0: the OACK)
+	pkt      []byte // the packet last sent, for retransmission
+	final    bool   // pkt is the last DATA
+	started  bool   // the client acknowledged the first packet
+	sent     int64  // bytes acknowledged
+	tries    int
+	timer    *time.Timer
+	ahead    []byte // read-ahead buffer
+	have     []byte // read ahead, not yet sent
+	eof      bool
+	ev       Event
+	start    time.Time
+	finished bool
 }
-
-func (t *tftpTransfer) supersede() { t.once.Do(func() { close(t.superseded) }) }
 
 // serveTFTP reads the TFTP socket until Stop closes it.
 func (s *Server) serveTFTP() {
@@ -172,9 +177,9 @@ func (s *Server) serveTFTP() {
 	}
 }
 
-// handleTFTPPacket starts a transfer for a request, hands an ACK or ERROR
-// to its transfer and ignores everything else: an unknown sender gets no
-// answer it could use to amplify.
+// handleTFTPPacket starts a transfer for a request, advances a transfer on
+// its ACK or ends it on its ERROR, and ignores everything else: an unknown
+// sender gets no answer it could use to amplify.
 func (s *Server) handleTFTPPacket(b []byte, from netip.AddrPort, local netip.Addr) {
 	if len(b) < 4 {
 		return
@@ -189,14 +194,14 @@ func (s *Server) handleTFTPPacket(b []byte, from netip.AddrPort, local netip.Add
 		if t == nil {
 			return
 		}
-		r := tftpReply{op: op, block: binary.BigEndian.Uint16(b[2:])}
-		if op == tftpERROR {
-			r.code, r.block = r.block, 0
-			r.msg = clip(cString(b[4:]), maxEchoBytes)
+		var done bool
+		if op == tftpACK {
+			done = t.ack(binary.BigEndian.Uint16(b[2:]))
+		} else {
+			done = t.finish(fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(b[2:]), clip(cString(b[4:]), maxEchoBytes)))
 		}
-		select {
-		case t.in <- r:
-		default:
+		if done {
+			s.forgetTFTP(t)
 		}
 	}
 }
@@ -204,43 +209,77 @@ func (s *Server) handleTFTPPacket(b []byte, from netip.AddrPort, local netip.Add
 // tftpRequest handles a read or write request from from.
 func (s *Server) tftpRequest(op uint16, b []byte, from netip.AddrPort, local netip.Addr) {
 	s.tftp.mu.Lock()
-	if old := s.tftp.m[from]; old != nil {
-		if op == tftpRRQ && !old.started.Load() && bytes.Equal(old.request, b) {
+	old := s.tftp.m[from]
+	if old != nil {
+		old.mu.Lock()
+		retransmitted := op == tftpRRQ && !old.started && bytes.Equal(old.request, b)
+		old.mu.Unlock()
+		if retransmitted {
 			// The client sent its request again before it saw our first
-			// answer; that transfer resends it.
+			// answer; that transfer's timer sends the answer again.
 			s.tftp.mu.Unlock()
 			return
 		}
-		// A new request from the port of a running transfer: the client has
-		// given that transfer up (or missed its end), so serve the new one.
-		old.supersede()
 		delete(s.tftp.m, from)
+	}
+	s.tftp.mu.Unlock()
+	if old != nil {
+		// A new request from the port of a running transfer: the client
+		// has given that transfer up (or missed its end): serve the new one.
+		old.finish(errTFTPSuperseded)
 	}
 	req, perr := parseTFTPRequest(b[2:])
 	if op == tftpWRQ || perr != nil {
-		s.tftp.mu.Unlock()
 		s.tftpRefuse(op, req.name, perr, from, local)
 		return
 	}
-	t := &tftpTransfer{
-		remote:     from,
-		local:      local,
-		request:    append([]byte(nil), b...),
-		in:         make(chan tftpReply, 8),
-		superseded: make(chan struct{}),
+	t := &tftpTransfer{srv: s, remote: from, local: local, request: append([]byte(nil), b...), start: time.Now()}
+	t.ev = Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: req.name, Remote: from.String(), MAC: s.macForRemote(from.Addr())}
+	f, fi, err := s.files.open(req.name)
+	if err != nil {
+		t.ev.Reason = err.Error()
+		t.ev.Duration = time.Since(t.start)
+		s.events.record(t.ev)
+		// The error goes back to the client in an ERROR packet: quote
+		// only a bounded part of the name it sent.
+		code, msg := tftpReadError(req.name, err)
+		s.sendTFTPError(code, msg, from, local)
+		return
 	}
+	t.f = f
+	s.tftp.mu.Lock()
 	s.tftp.m[from] = t
-	s.wg.Add(1)
 	s.tftp.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		s.tftpRead(t, req)
-		s.tftp.mu.Lock()
-		if s.tftp.m[from] == t {
-			delete(s.tftp.m, from)
-		}
-		s.tftp.mu.Unlock()
-	}()
+	t.mu.Lock()
+	t.timer = time.AfterFunc(time.Hour, t.expire)
+	err = t.begin(fi.Size(), req.options)
+	t.mu.Unlock()
+	if err != nil && t.finish(err) {
+		s.forgetTFTP(t)
+	}
+}
+
+// forgetTFTP removes a finished transfer, unless a new one has its place.
+func (s *Server) forgetTFTP(t *tftpTransfer) {
+	s.tftp.mu.Lock()
+	if s.tftp.m[t.remote] == t {
+		delete(s.tftp.m, t.remote)
+	}
+	s.tftp.mu.Unlock()
+}
+
+// stopTFTP ends every running transfer; Stop calls it after closing the socket.
+func (s *Server) stopTFTP() {
+	s.tftp.mu.Lock()
+	running := make([]*tftpTransfer, 0, len(s.tftp.m))
+	for _, t := range s.tftp.m {
+		running = append(running, t)
+	}
+	clear(s.tftp.m)
+	s.tftp.mu.Unlock()
+	for _, t := range running {
+		t.finish(errTFTPStopped)
+	}
 }
 
 // tftpRefuse answers a write request or a malformed request with an ERROR, and records it.
@@ -293,31 +332,6 @@ func parseTFTPRequest(b []byte) (tftpRequestFields, error) {
 	return req, nil
 }
 
-// tftpRead serves one read request and records it when the transfer ends.
-func (s *Server) tftpRead(t *tftpTransfer, req tftpRequestFields) {
-	start := time.Now()
-	ev := Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: req.name, Remote: t.remote.String(), MAC: s.macForRemote(t.remote.Addr())}
-	f, fi, err := s.files.open(req.name)
-	if err != nil {
-		ev.Reason = err.Error()
-		ev.Duration = time.Since(start)
-		s.events.record(ev)
-		// The error goes back to the client in an ERROR packet: quote
-		// only a bounded part of the name it sent.
-		code, msg := tftpReadError(req.name, err)
-		s.sendTFTPError(code, msg, t.remote, t.local)
-		return
-	}
-	defer f.Close()
-	n, err := s.tftpSend(t, f, fi.Size(), req.options)
-	ev.Bytes = n
-	ev.Duration = time.Since(start)
-	if err != nil {
-		ev.Reason = fmt.Sprintf("transfer %s: %v", req.name, err)
-	}
-	s.events.record(ev)
-}
-
 // tftpReadError is what the client of a failed read is told: an error code,
 // and the name it sent, bounded, with why in a few words (the event has the
 // whole error).
@@ -332,100 +346,141 @@ func tftpReadError(name string, err error) (uint16, string) {
 	return code, fmt.Sprintf("read %q: %s", clip(name, maxEchoBytes), why)
 }
 
-// tftpSend negotiates the options the client asked for and sends the file
-// of the given size block by block, each acknowledged before the next. It
-// returns the bytes the client acknowledged.
-func (s *Server) tftpSend(t *tftpTransfer, f io.ReaderAt, size int64, options [][2]string) (int64, error) {
-	blksize, timeout := 512, tftpTimeout
+// begin negotiates the options the client asked for (RFC 2347) and sends
+// the OACK, or the first block when there is nothing to acknowledge.
+// Called with t.mu held.
+func (t *tftpTransfer) begin(size int64, options [][2]string) error {
+	t.blksize, t.timeout = 512, tftpTimeout
 	var oack []byte
 	for _, o := range options {
 		name, value := o[0], o[1]
 		v, err := strconv.ParseInt(value, 10, 64)
 		switch {
 		case name == "blksize" && err == nil && v >= 8 && v <= 65464:
-			blksize = min(int(v), tftpMaxBlockSize)
-			value = strconv.Itoa(blksize)
+			t.blksize = min(int(v), tftpMaxBlockSize)
+			value = strconv.Itoa(t.blksize)
 		case name == "tsize" && err == nil && v >= 0:
 			value = strconv.FormatInt(size, 10)
 		case name == "timeout" && err == nil && v >= 1 && v <= 255:
-			timeout = time.Duration(v) * time.Second
+			t.timeout = time.Duration(v) * time.Second
 		default:
-			continue // unknown or out of range: not acknowledged (RFC 2347)
+			continue // unknown or out of range: not acknowledged
 		}
 		oack = append(append(append(append(oack, name...), 0), value...), 0)
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	// The file is read tftpReadAhead blocks at a time: one read per
+	// block would cost as many system calls as the sends.
+	t.ahead = make([]byte, tftpReadAhead*t.blksize)
+	t.pkt = make([]byte, 4, 4+max(t.blksize, len(oack)))
 	if oack != nil {
-		pkt := append(binary.BigEndian.AppendUint16(nil, tftpOACK), oack...)
-		if err := s.tftpExchange(t, timer, timeout, pkt, 0); err != nil {
-			return 0, err
+		binary.BigEndian.PutUint16(t.pkt, tftpOACK)
+		t.pkt = append(t.pkt, oack...)
+		t.block = 0
+		t.send()
+		return nil
+	}
+	t.started = true
+	return t.next(1)
+}
+
+// next puts block into pkt and sends it. Called with t.mu held.
+func (t *tftpTransfer) next(block uint16) error {
+	if len(t.have) < t.blksize && !t.eof {
+		n, err := t.f.ReadAt(t.ahead[len(t.have):], t.sent+int64(len(t.have)))
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.srv.sendTFTPError(tftpErrUndefined, "read error", t.remote, t.local)
+			return err
+		}
+		t.eof = err != nil || len(t.have)+n < len(t.ahead)
+		t.have = t.ahead[:len(t.have)+n]
+	}
+	t.pkt = t.pkt[:4+t.blksize]
+	binary.BigEndian.PutUint16(t.pkt, tftpDATA)
+	binary.BigEndian.PutUint16(t.pkt[2:], block)
+	n := copy(t.pkt[4:], t.have)
+	t.pkt = t.pkt[:4+n]
+	t.block, t.final = block, n < t.blksize
+	t.send()
+	return nil
+}
+
+// send sends pkt and arms the timer. Called with t.mu held.
+func (t *tftpTransfer) send() {
+	if err := t.srv.tftpSock.write(t.pkt, t.remote, t.local); err != nil {
+		t.srv.log.Debug("tftp send failed", "to", t.remote, "err", err)
+	}
+	t.timer.Reset(t.timeout)
+}
+
+// ack takes the client's acknowledgement of block and sends the next one;
+// it reports whether the transfer is over. ACKs of other blocks are
+// ignored: answering them would double every packet after a late one (the
+// Sorcerer's Apprentice syndrome).
+func (t *tftpTransfer) ack(block uint16) bool {
+	t.mu.Lock()
+	if t.finished || block != t.block {
+		t.mu.Unlock()
+		return false
+	}
+	t.tries = 0
+	if t.started {
+		n := len(t.pkt) - 4
+		t.sent += int64(n)
+		t.have = t.have[:copy(t.have[:cap(t.have)], t.have[n:])]
+	}
+	t.started = true
+	var err error
+	if !t.final {
+		err = t.next(block + 1) // wraps to 0 after 65535, as iPXE expects
+		if err == nil {
+			t.mu.Unlock()
+			return false
 		}
 	}
-	pkt := make([]byte, 4+blksize)
-	binary.BigEndian.PutUint16(pkt, tftpDATA)
-	var sent int64
-	for block := uint16(1); ; block++ { // wraps to 0 after 65535, as iPXE expects
-		n, err := f.ReadAt(pkt[4:], sent)
-		if err != nil && !errors.Is(err, io.EOF) {
-			s.sendTFTPError(tftpErrUndefined, "read error", t.remote, t.local)
-			return sent, err
-		}
-		binary.BigEndian.PutUint16(pkt[2:], block)
-		if err := s.tftpExchange(t, timer, timeout, pkt[:4+n], block); err != nil {
-			return sent, err
-		}
-		sent += int64(n)
-		if n < blksize {
-			return sent, nil
-		}
+	t.mu.Unlock()
+	return t.finish(err)
+}
+
+// expire is the timer: it sends the unacknowledged packet again, or gives
+// the transfer up after tftpRetries.
+func (t *tftpTransfer) expire() {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return
+	}
+	if t.tries < tftpRetries {
+		t.tries++
+		t.send()
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	if t.finish(fmt.Errorf("no acknowledgement of block %d after %d tries", t.block, tftpRetries+1)) {
+		t.srv.forgetTFTP(t)
 	}
 }
 
-// tftpExchange sends pkt until the client acknowledges block, tftpRetries
-// times at most, and fails on the client's ERROR, a new request from its
-// port or Stop. Stray ACKs of other blocks are ignored: answering them
-// would double every packet after a late one (the Sorcerer's Apprentice).
-func (s *Server) tftpExchange(t *tftpTransfer, timer *time.Timer, timeout time.Duration, pkt []byte, block uint16) error {
-	check := func(r tftpReply) (done bool, err error) {
-		if r.op == tftpERROR {
-			return true, fmt.Errorf("client error %d: %s", r.code, r.msg)
-		}
-		return r.block == block, nil
+// finish ends the transfer once, records it and reports whether this call
+// ended it.
+func (t *tftpTransfer) finish(err error) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finished {
+		return false
 	}
-	for try := 0; try <= tftpRetries; try++ {
-		if err := s.tftpSock.write(pkt, t.remote, t.local); err != nil && errors.Is(err, net.ErrClosed) {
-			return errTFTPStopped
-		}
-		timer.Reset(timeout)
-	wait:
-		for {
-			select {
-			case r := <-t.in:
-				if done, err := check(r); done {
-					t.started.Store(true)
-					return err
-				}
-			case <-timer.C:
-				break wait
-			case <-t.superseded:
-				// The answer may have come just before the new request.
-				for {
-					select {
-					case r := <-t.in:
-						if done, err := check(r); done {
-							return err
-						}
-					default:
-						return errTFTPSuperseded
-					}
-				}
-			case <-s.done:
-				return errTFTPStopped
-			}
-		}
+	t.finished = true
+	if t.timer != nil {
+		t.timer.Stop()
 	}
-	return fmt.Errorf("no acknowledgement of block %d after %d tries", block, tftpRetries+1)
+	t.f.Close()
+	t.ev.Bytes = t.sent
+	t.ev.Duration = time.Since(t.start)
+	if err != nil {
+		t.ev.Reason = fmt.Sprintf("transfer %s: %v", t.ev.Path, err)
+	}
+	t.srv.events.record(t.ev)
+	return true
 }
 
 // cString is b up to its first NUL.
