@@ -153,8 +153,9 @@ type tftpTransfer struct {
 	sent     int64  // bytes acknowledged
 	tries    int
 	timer    *time.Timer
-	ahead    []byte // read-ahead buffer
-	have     []byte // read ahead, not yet sent
+	ahead    []byte // read-ahead buffer: ahead[pos:end] is read and not yet acknowledged
+	pos      int
+	end      int
 	eof      bool
 	ev       Event
 	start    time.Time
@@ -385,19 +386,22 @@ func (t *tftpTransfer) begin(size int64, options [][2]string) error {
 
 // next puts block into pkt and sends it. Called with t.mu held.
 func (t *tftpTransfer) next(block uint16) error {
-	if len(t.have) < t.blksize && !t.eof {
-		n, err := t.f.ReadAt(t.ahead[len(t.have):], t.sent+int64(len(t.have)))
+	if t.end-t.pos < t.blksize && !t.eof {
+		// Move the short rest to the front and fill the buffer behind it.
+		t.end = copy(t.ahead, t.ahead[t.pos:t.end])
+		t.pos = 0
+		n, err := t.f.ReadAt(t.ahead[t.end:], t.sent+int64(t.end))
 		if err != nil && !errors.Is(err, io.EOF) {
 			t.srv.sendTFTPError(tftpErrUndefined, "read error", t.remote, t.local)
 			return err
 		}
-		t.eof = err != nil || len(t.have)+n < len(t.ahead)
-		t.have = t.ahead[:len(t.have)+n]
+		t.end += n
+		t.eof = err != nil || t.end < len(t.ahead)
 	}
 	t.pkt = t.pkt[:4+t.blksize]
 	binary.BigEndian.PutUint16(t.pkt, tftpDATA)
 	binary.BigEndian.PutUint16(t.pkt[2:], block)
-	n := copy(t.pkt[4:], t.have)
+	n := copy(t.pkt[4:], t.ahead[t.pos:t.end])
 	t.pkt = t.pkt[:4+n]
 	t.block, t.final = block, n < t.blksize
 	t.send()
@@ -426,7 +430,7 @@ func (t *tftpTransfer) ack(block uint16) bool {
 	if t.started {
 		n := len(t.pkt) - 4
 		t.sent += int64(n)
-		t.have = t.have[:copy(t.have[:cap(t.have)], t.have[n:])]
+		t.pos += n
 	}
 	t.started = true
 	var err error
