@@ -4,8 +4,9 @@
 //   - DHCP: DHCPCLIENTS concurrent clients with distinct MACs, all on our allow-list, against
 //     ours (dnsmasq answers only its one reservation in the lab's configuration); leases obtained,
 //     duplicate addresses, seconds;
-//   - TFTP: one 10 MiB transfer (the median of five, taken in turns), then TRANSFERS concurrent ones, each from a source port of its
-//     own with blksize 1468 as iPXE asks, against ours and against dnsmasq;
+//   - TFTP: one 10 MiB transfer (median of five, taken in turns), then TRANSFERS concurrent
+//     ones (median of three), each from a source port of its own with blksize 1468 as iPXE
+//     asks, against ours and against dnsmasq;
 //   - HTTP: TRANSFERS concurrent 10 MiB downloads from ours.
 //
 // Layout: a hub namespace holds a bridge with dnsmasq on its address (10.241.0.2/20); our server
@@ -62,8 +63,11 @@ type options struct {
 	cpuProfile               string
 }
 
-// singleRuns is how many single transfers the one-transfer figure is the median of.
-const singleRuns = 5
+// How many runs each TFTP figure is the median of.
+const (
+	singleRuns     = 5
+	concurrentRuns = 3
+)
 
 // Each phase is bounded: a run that stalls ends with an error instead of hanging.
 const phaseBound = 5 * time.Minute
@@ -141,10 +145,11 @@ func run(ctx context.Context, o options) (err error) {
 		name   string
 		server string
 	}{{"ours", oursTFTP}, {"dnsmasq", dnsmasqTFTP}}
-	// One transfer takes a tenth of a second or so: the figure is the median of singleRuns,
-	// taken in turns from each server so that a burst of load weighs on both alike.
+	// Each figure is a median, of singleRuns single transfers (one takes a tenth of a second
+	// or so) and of concurrentRuns rounds of concurrent ones, taken in turns from each server
+	// so that a burst of load from elsewhere weighs on both alike.
 	for _, n := range []int{1, o.transfers} {
-		runs := 1
+		runs := concurrentRuns
 		if n == 1 {
 			runs = singleRuns
 		}

@@ -6,11 +6,11 @@ package pxe
 // (issue 13): under 100 concurrent 10 MiB transfers a CPU profile showed
 // that library's single-port receive loop, the one goroutine every packet
 // passes through, spending two thirds of its time in net.InterfaceByIndex
-// (a netlink dump of every interface for every packet), and the rest of the
-// work behind a one-slot channel per transfer; it also took a new request
-// from the port of a transfer it still tracked for a packet of that
-// transfer and dropped it, and could panic sending on a finished transfer's
-// channel. Here the one loop that reads the socket also answers: an ACK is
+// (a netlink dump of every interface for every packet), with each packet
+// then handed to its transfer's goroutine; it also took a new request from
+// the port of a transfer it still tracked for a packet of that transfer
+// and dropped it, and could panic sending on a finished transfer's channel.
+// A fork would have changed most of its single-port code. Here the one loop that reads the socket also answers: an ACK is
 // followed by the next block from the same goroutine, with no hand-off to
 // another goroutine (and so no thread wake-up) per packet, as dnsmasq's
 // single loop does; a timer per transfer sends again what was not
