@@ -46,7 +46,7 @@ func main() {
 	clients := flag.Int("dhcp-clients", 1000, "concurrent DHCP clients, each with a reservation")
 	transfers := flag.Int("transfers", 100, "concurrent TFTP and HTTP transfers")
 	sizeMiB := flag.Int("size-mib", 10, "payload size in MiB")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the concurrent TFTP transfers from our server to this file")
+	cpuProfile := flag.String("cpuprofile", "", "run our server in this process and write a CPU profile of the concurrent TFTP transfers from it to this file")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -103,15 +103,30 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	ours, err := startOurs(ctx, bn, dir, o.clients)
-	if err != nil {
-		return err
+	// Our server runs as its own process, as dnsmasq does, unless it is to be profiled: in
+	// this process it shares the Go scheduler with the clients' goroutines.
+	var stopOurs func(context.Context) error
+	if o.cpuProfile != "" {
+		srv, err := startOursInProcess(ctx, bn, dir, o.clients)
+		if err != nil {
+			return err
+		}
+		stopOurs = srv.Stop
+	} else {
+		p, err := startOurs(ctx, bn, dir, dir, o.clients)
+		if err != nil {
+			return err
+		}
+		stopOurs = p.stop
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err = errors.Join(err, ours.Stop(cctx))
+		err = errors.Join(err, stopOurs(cctx))
 	}()
+	if err := waitTFTP(ctx, bn, oursTFTP); err != nil {
+		return err
+	}
 
 	var r result
 	r.dhcpClients = o.clients

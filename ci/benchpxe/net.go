@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/lab"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
@@ -107,21 +113,80 @@ func reservationIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// startOurs starts our server in its namespace with a reservation for each DHCP client.
-func startOurs(ctx context.Context, n *benchNet, root string, clients int) (*pxe.Server, error) {
+// startOursInProcess starts framework/pxe in this process, for -cpuprofile to see it.
+func startOursInProcess(ctx context.Context, n *benchNet, root string, clients int) (*pxe.Server, error) {
 	res := make([]pxe.Reservation, clients)
 	for i := range res {
 		res[i] = pxe.Reservation{MAC: reservationMAC(i), IP: reservationIP(i)}
 	}
 	return pxe.Start(ctx, pxe.Config{
-		Interface:    oursIf,
-		ServerIP:     oursIP,
-		Subnet:       subnet,
-		Reservations: res,
-		Root:         root,
-		Boot:         pxe.Boot{Kernel: payloadName, Initrd: initrdName},
-		HTTPAddr:     oursHTTP,
-		TFTPAddr:     oursTFTP,
-		Netns:        n.ours.Path(),
+		Interface: oursIf, ServerIP: oursIP, Subnet: subnet, Reservations: res, Root: root,
+		Boot:     pxe.Boot{Kernel: payloadName, Initrd: initrdName},
+		HTTPAddr: oursHTTP, TFTPAddr: oursTFTP, Netns: n.ours.Path(),
 	})
+}
+
+// oursProcess is our server as its own process (fixtures/pxe-server), as dnsmasq is: in the
+// benchmark's process it would share the Go scheduler with the hundred client goroutines.
+type oursProcess struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startOurs builds fixtures/pxe-server into dir and runs it in the ours namespace with a
+// reservation for each DHCP client.
+func startOurs(ctx context.Context, n *benchNet, dir, root string, clients int) (*oursProcess, error) {
+	bin := filepath.Join(dir, "pxe-server")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./fixtures/pxe-server")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("run %q: %w\n%s", strings.Join(build.Args, " "), err, out)
+	}
+	type reservation struct {
+		MAC string `json:"mac"`
+		IP  string `json:"ip"`
+	}
+	res := make([]reservation, clients)
+	for i := range res {
+		res[i] = reservation{MAC: reservationMAC(i).String(), IP: reservationIP(i).String()}
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	resFile := filepath.Join(dir, "reservations.json")
+	if err := os.WriteFile(resFile, b, 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--interface=" + oursIf, "--server-ip=" + oursIP.String(), "--subnet=" + subnet.String(),
+		"--root=" + root, "--kernel=" + payloadName, "--initrd=" + initrdName,
+		"--http-addr=" + oursHTTP, "--tftp-addr=" + oursTFTP,
+		"--reservations-file=" + resFile, "--netns=" + n.ours.Path(), "--log-level=warn",
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", bin, strings.Join(args, " "), err)
+	}
+	p := &oursProcess{cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+// stop ends our server with SIGTERM, as its pod would be, and kills it if it lingers.
+func (p *oursProcess) stop(ctx context.Context) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("pxe-server: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("pxe-server did not stop on SIGTERM: %w", ctx.Err())
+	}
 }
