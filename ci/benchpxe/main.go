@@ -33,6 +33,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -106,6 +108,7 @@ func run(ctx context.Context, o options) (err error) {
 	// Our server runs as its own process, as dnsmasq does, unless it is to be profiled: in
 	// this process it shares the Go scheduler with the clients' goroutines.
 	var stopOurs func(context.Context) error
+	oursPID := 0 // in this process: its CPU time would include the clients
 	if o.cpuProfile != "" {
 		srv, err := startOursInProcess(ctx, bn, dir, o.clients)
 		if err != nil {
@@ -118,6 +121,7 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		stopOurs = p.stop
+		oursPID = p.cmd.Process.Pid
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -156,6 +160,10 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
+	// Server CPU time is what load from elsewhere changes least: it is measured when each
+	// server is a process of its own.
+	pids := map[string]int{"ours": oursPID, "dnsmasq": dnsmasq.PID()}
+	r.cpuN = map[string]float64{}
 	tftpTargets := []struct {
 		name   string
 		server string
@@ -168,7 +176,7 @@ func run(ctx context.Context, o options) (err error) {
 		if n == 1 {
 			runs = singleRuns
 		}
-		times := map[string][]float64{}
+		times, cpus := map[string][]float64{}, map[string][]float64{}
 		for range runs {
 			for _, tgt := range tftpTargets {
 				var prof func()
@@ -178,7 +186,9 @@ func run(ctx context.Context, o options) (err error) {
 					}
 				}
 				timeouts := tftpClientTimeouts.Load()
+				cpu0 := cpuSeconds(pids[tgt.name])
 				secs, err := benchTFTP(ctx, bn, tgt.server, n, int64(o.size))
+				cpu := cpuSeconds(pids[tgt.name]) - cpu0
 				timeouts = tftpClientTimeouts.Load() - timeouts
 				if prof != nil {
 					prof()
@@ -186,12 +196,16 @@ func run(ctx context.Context, o options) (err error) {
 				if err != nil {
 					return fmt.Errorf("tftp %s, %d concurrent: %w", tgt.name, n, err)
 				}
-				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.2fs (client timeouts: %d)\n", tgt.name, n, secs, timeouts)
+				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.2fs, server CPU %.2fs (client timeouts: %d)\n", tgt.name, n, secs, cpu, timeouts)
 				times[tgt.name] = append(times[tgt.name], secs)
+				cpus[tgt.name] = append(cpus[tgt.name], cpu)
 			}
 		}
 		for name, ts := range times {
 			r.setTFTP(n, name, median(ts))
+			if n > 1 {
+				r.cpuN[name] = median(cpus[name])
+			}
 		}
 	}
 
@@ -211,6 +225,7 @@ type result struct {
 	tftp1Ours, tftp1Dnsmasq           float64
 	tftpNOurs, tftpNDnsmasq           float64
 	httpS                             float64
+	cpuN                              map[string]float64 // server CPU seconds, concurrent TFTP
 }
 
 func (r *result) setTFTP(n int, who string, secs float64) {
@@ -227,10 +242,11 @@ func (r *result) setTFTP(n int, who string, secs float64) {
 }
 
 func (r *result) line(n int) string {
-	return fmt.Sprintf("dhcp_clients=%d dhcp_leases=%d dhcp_dups=%d dhcp_s=%.2f tftp1_ours=%.2f tftp1_dnsmasq=%.2f tftp1_ratio=%.2f tftp%d_ours=%.2f tftp%d_dnsmasq=%.2f tftp%d_ratio=%.2f http%d_s=%.2f",
+	return fmt.Sprintf("dhcp_clients=%d dhcp_leases=%d dhcp_dups=%d dhcp_s=%.2f tftp1_ours=%.2f tftp1_dnsmasq=%.2f tftp1_ratio=%.2f tftp%d_ours=%.2f tftp%d_dnsmasq=%.2f tftp%d_ratio=%.2f tftp%d_cpu_ours=%.2f tftp%d_cpu_dnsmasq=%.2f http%d_s=%.2f",
 		r.dhcpClients, r.dhcpLeases, r.dhcpDups, r.dhcpS,
 		r.tftp1Ours, r.tftp1Dnsmasq, r.tftp1Ours/r.tftp1Dnsmasq,
-		n, r.tftpNOurs, n, r.tftpNDnsmasq, n, r.tftpNOurs/r.tftpNDnsmasq, n, r.httpS)
+		n, r.tftpNOurs, n, r.tftpNDnsmasq, n, r.tftpNOurs/r.tftpNDnsmasq,
+		n, r.cpuN["ours"], n, r.cpuN["dnsmasq"], n, r.httpS)
 }
 
 const (
@@ -286,4 +302,25 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// cpuSeconds is the user and system CPU time process pid has used, from /proc/<pid>/stat (in
+// clock ticks of 1/100 s, Linux's USER_HZ); 0 when pid is 0 or unreadable.
+func cpuSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
 }

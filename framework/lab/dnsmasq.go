@@ -126,6 +126,9 @@ func (d *Dnsmasq) prepare(ctx context.Context, seg *Segment, cfg DnsmasqConfig) 
 	return nil
 }
 
+// PID is dnsmasq's process ID (ip netns exec replaces itself with dnsmasq).
+func (d *Dnsmasq) PID() int { return d.cmd.Process.Pid }
+
 // Log is what dnsmasq has printed so far.
 func (d *Dnsmasq) Log() string { return d.log.String() }
 
