@@ -9,7 +9,7 @@
 //     asks, against ours and against dnsmasq;
 //   - HTTP: TRANSFERS concurrent 10 MiB downloads from ours.
 //
-// Layout: a hub namespace holds a bridge with dnsmasq on its address (10.241.0.2/20); our server
+// Layout: a hub namespace holds a bridge with dnsmasq on its address (198.18.0.2/20); our server
 // (in-process, framework/pxe with Config.Netns) and the clients sit in namespaces of their own,
 // joined to the bridge by veth pairs. No address exists outside these namespaces.
 //

@@ -17,13 +17,14 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 )
 
-// Addresses inside the benchmark's namespaces; none exists anywhere else.
+// Addresses inside the benchmark's namespaces; none exists anywhere else. 198.18.0.0/15 is
+// reserved for network benchmarks (RFC 2544), so nothing real can be behind it.
 var (
-	subnet      = netip.MustParsePrefix("10.241.0.0/20")
-	oursIP      = netip.MustParseAddr("10.241.0.1")
-	dnsmasqAddr = netip.MustParsePrefix("10.241.0.2/20")
-	clientAddr  = netip.MustParsePrefix("10.241.0.10/20")
-	firstLease  = netip.MustParseAddr("10.241.1.0")
+	subnet      = netip.MustParsePrefix("198.18.0.0/20")
+	oursIP      = netip.MustParseAddr("198.18.0.1")
+	dnsmasqAddr = netip.MustParsePrefix("198.18.0.2/20")
+	clientAddr  = netip.MustParsePrefix("198.18.0.10/20")
+	firstLease  = netip.MustParseAddr("198.18.1.0")
 )
 
 var (
