@@ -79,7 +79,7 @@ bench-pxe:
 
 # Every fuzz target for FUZZTIME each (.ci/run gives each a short budget on every change).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./framework/pxe:FuzzDHCPHandler ./framework/pxe:FuzzResolvePath ./framework/pxe:FuzzHTTPHandler \
+FUZZ_TARGETS := ./framework/pxe:FuzzDHCPHandler ./framework/pxe:FuzzResolvePath ./framework/pxe:FuzzHTTPHandler ./framework/pxe:FuzzTFTPPacket \
 	./framework/vnc:FuzzReadFramebufferUpdate ./framework/vnc:FuzzConnect
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
