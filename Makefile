@@ -3,6 +3,7 @@
 # make test      unit tests and the local QEMU lab's integration tests (installs what it needs)
 # make lab       the documented PXE procedure end to end in a local QEMU lab, with a verdict
 # make bench     boot time: direct kernel boot vs dnsmasq vs our PXE server
+# make bench-pxe our server under load beside dnsmasq: 1,000 DHCP clients, TFTP and HTTP
 # make e2e       the main job: offline kind cluster, the conformance suite, teardown
 # make certify KUBECONFIG=...   the suite against an existing cluster (vendor certification)
 # make preflight KUBECONFIG=... only the suite's preflight checks, one PASS/FAIL/SKIP line each
@@ -24,7 +25,7 @@ BENCH_PACKAGES := dnsmasq-base
 REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
+.PHONY: bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -71,9 +72,14 @@ lab: deps
 bench: deps
 	$(GO) run ./ci/bench
 
+# Needs root (network namespaces) and dnsmasq; BENCH_PXE_ARGS passes flags, e.g. -cpuprofile.
+bench-pxe:
+	$(call apt_install,$(BENCH_PACKAGES) iproute2)
+	$(GO) run ./ci/benchpxe $(BENCH_PXE_ARGS)
+
 # Every fuzz target for FUZZTIME each (.ci/run gives each a short budget on every change).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./framework/pxe:FuzzDHCPHandler ./framework/pxe:FuzzResolvePath ./framework/pxe:FuzzHTTPHandler \
+FUZZ_TARGETS := ./framework/pxe:FuzzDHCPHandler ./framework/pxe:FuzzResolvePath ./framework/pxe:FuzzHTTPHandler ./framework/pxe:FuzzTFTPPacket \
 	./framework/vnc:FuzzReadFramebufferUpdate ./framework/vnc:FuzzConnect
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -49,6 +49,8 @@ type DnsmasqConfig struct {
 	IP  netip.Addr
 	// Kernel and Initrd are files to serve over TFTP; Cmdline is the kernel command line.
 	Kernel, Initrd, Cmdline string
+	// ExtraArgs are appended to dnsmasq's command line, e.g. --tftp-max for a benchmark.
+	ExtraArgs []string
 }
 
 // StartDnsmasq runs dnsmasq on the segment's bridge. Router advertisements need a global IPv6
@@ -80,6 +82,7 @@ func StartDnsmasq(ctx context.Context, seg *Segment, cfg DnsmasqConfig) (*Dnsmas
 		// Router lifetime 0: the advertisements end iPXE's wait for IPv6 but offer no route.
 		"--ra-param="+seg.Bridge+",10,0",
 	)
+	args = append(args, cfg.ExtraArgs...)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout = d.log
 	cmd.Stderr = d.log
@@ -122,6 +125,9 @@ func (d *Dnsmasq) prepare(ctx context.Context, seg *Segment, cfg DnsmasqConfig) 
 	}
 	return nil
 }
+
+// PID is dnsmasq's process ID (ip netns exec replaces itself with dnsmasq).
+func (d *Dnsmasq) PID() int { return d.cmd.Process.Pid }
 
 // Log is what dnsmasq has printed so far.
 func (d *Dnsmasq) Log() string { return d.log.String() }

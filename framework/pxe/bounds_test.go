@@ -20,8 +20,7 @@ import (
 const (
 	testMaxEventJSON = 4 << 10
 	testMaxErrorBody = 512
-	// pin/tftp cuts an ERROR message to about 512 bytes of its own accord;
-	// the server's should quote a bounded part of the name and say why.
+	// An ERROR packet should quote a bounded part of the name and say why.
 	testMaxTFTPError = 200
 )
 
@@ -122,15 +121,13 @@ func TestHTTPLongRequestsKeepEventLogAndRepliesBounded(t *testing.T) {
 func TestTFTPLongNamesKeepEventLogAndRepliesBounded(t *testing.T) {
 	srv := startLoopback(t, nil)
 	dst := net.UDPAddrFromAddrPort(srv.TFTPAddr())
-	// pin/tftp reads at most blocksize+4 bytes of a request: stay below.
+	// Long, but well inside one datagram.
 	long := strings.Repeat("x", tftpMaxBlockSize-100)
 	const requests = 50
 	buf := make([]byte, 1<<16)
 	oversized, largest := 0, ""
 	for range requests {
-		// Each request from a port of its own, as separate clients send:
-		// pin/tftp's single-port mode takes a request from the port of a
-		// transfer it still tracks as a packet of that transfer.
+		// Each request from a port of its own, as separate clients send.
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

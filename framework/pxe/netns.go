@@ -42,24 +42,3 @@ func inNetns(path string, fn func() error) error {
 	}()
 	return <-errc
 }
-
-// goInNetns starts fn in a goroutine whose OS thread sits in the namespace at
-// path, for long-running loops that look interfaces up as they go. It
-// returns once the namespace is entered (or failed to be) and calls done
-// when fn returns.
-func goInNetns(path string, fn func(), done func()) error {
-	errc := make(chan error, 1)
-	go func() {
-		defer done()
-		if path != "" {
-			runtime.LockOSThread() // never unlocked: see enterNetns
-			if err := enterNetns(path); err != nil {
-				errc <- err
-				return
-			}
-		}
-		errc <- nil
-		fn()
-	}()
-	return <-errc
-}

@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/pin/tftp/v3"
 )
 
 // Server is a running PXE server; Stop releases everything Start took.
@@ -30,7 +28,8 @@ type Server struct {
 
 	dhcpConn *net.UDPConn
 	tftpConn *net.UDPConn
-	tftpSrv  *tftp.Server
+	tftpSock *tftpSocket
+	tftp     tftpTransfers
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	ra       *raSender
@@ -131,15 +130,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.serveDHCP()
 	}()
 
-	s.tftpSrv = s.newTFTPServer()
-	s.wg.Add(1)
-	// pin/tftp looks the receiving interface up by index for every packet,
-	// so its loop must run on a thread inside the namespace.
-	if err := goInNetns(st.Netns, s.serveTFTP, s.wg.Done); err != nil {
-		// The netns was entered moments ago; failing now means it vanished.
+	s.tftp.m = map[netip.AddrPort]*tftpTransfer{}
+	if s.tftpSock, err = newTFTPSocket(s.tftpConn); err != nil {
 		s.Stop(ctx)
 		return nil, fmt.Errorf("start tftp on %s: %w", st.TFTPAddr, err)
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serveTFTP()
+	}()
 
 	s.httpSrv = &http.Server{
 		Handler:           s.httpHandler(),
@@ -295,11 +295,7 @@ func (s *Server) stop(ctx context.Context) error {
 	} else {
 		s.httpLn.Close()
 	}
-	if s.tftpSrv != nil {
-		// In single-port mode Shutdown only cancels; closing the socket
-		// unblocks the read loop, which then waits for running transfers.
-		s.tftpSrv.Shutdown()
-	}
+	// Closing the socket ends the TFTP read loop; then the transfers end.
 	s.tftpConn.Close()
 	s.dhcpConn.Close()
 	if s.ra != nil {
@@ -316,6 +312,8 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("stop pxe server on %s: goroutines still running: %w", s.cfg.Interface, ctx.Err()))
 	}
+	// The read loop is gone: end the transfers it was serving.
+	s.stopTFTP()
 	if err := s.files.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close root %s: %w", s.cfg.Root, err))
 	}

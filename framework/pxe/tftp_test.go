@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -203,4 +204,145 @@ func waitEventMatching(t *testing.T, srv *Server, match func(Event) bool) Event 
 		t.Fatalf("no matching event: %v; events %+v", err, srv.Events(nil))
 	}
 	return ev
+}
+
+// tftpPeer is a hand-driven TFTP client on one UDP port, for tests that
+// need to lose, withhold or reorder packets.
+type tftpPeer struct {
+	t    *testing.T
+	conn *net.UDPConn
+	dst  netip.AddrPort
+}
+
+func newTFTPPeer(t *testing.T, srv *Server) *tftpPeer {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &tftpPeer{t: t, conn: conn, dst: srv.TFTPAddr()}
+}
+
+// rrq asks for name in octet mode with no options: blocks of 512 bytes.
+func (p *tftpPeer) rrq(name string) {
+	p.t.Helper()
+	p.send(append(append(append([]byte{0, tftpRRQ}, name...), 0), "octet\x00"...))
+}
+
+func (p *tftpPeer) ack(block uint16) {
+	p.t.Helper()
+	p.send([]byte{0, tftpACK, byte(block >> 8), byte(block)})
+}
+
+func (p *tftpPeer) send(pkt []byte) {
+	p.t.Helper()
+	if _, err := p.conn.WriteToUDPAddrPort(pkt, p.dst); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// data returns the next DATA packet's block number and payload, failing on anything else.
+func (p *tftpPeer) data() (uint16, []byte) {
+	p.t.Helper()
+	buf := make([]byte, 2048)
+	p.conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a guard against a hang, not an assertion
+	n, _, err := p.conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		p.t.Fatalf("no packet from the server: %v", err)
+	}
+	if n < 4 || binary.BigEndian.Uint16(buf) != tftpDATA {
+		p.t.Fatalf("got %q, want a DATA packet", buf[:n])
+	}
+	return binary.BigEndian.Uint16(buf[2:]), buf[4:n]
+}
+
+// fetch reads name to the end with no loss and returns its bytes.
+func (p *tftpPeer) fetch(name string) []byte {
+	p.t.Helper()
+	p.rrq(name)
+	var got []byte
+	for want := uint16(1); ; want++ {
+		block, b := p.data()
+		if block != want {
+			p.t.Fatalf("%s: block %d, want %d", name, block, want)
+		}
+		got = append(got, b...)
+		p.ack(block)
+		if len(b) < 512 {
+			return got
+		}
+	}
+}
+
+// Issue 13, defect 3: pin/tftp took a new request from the port of a
+// transfer it still tracked for a packet of that transfer and dropped it,
+// so a client that gave a transfer up, or missed the end of one, and asked
+// again from the same port was never answered.
+func TestTFTPServesNewRequestFromPortOfEarlierTransfer(t *testing.T) {
+	srv, _ := startTFTPServer(t)
+	p := newTFTPPeer(t, srv)
+
+	// Give a transfer up after its first block and ask for another file at once.
+	p.rrq("big.bin")
+	if block, _ := p.data(); block != 1 {
+		t.Fatalf("first block of big.bin is %d, want 1", block)
+	}
+	if got := string(p.fetch("vmlinuz")); got != testFiles["vmlinuz"] {
+		t.Fatalf("after giving big.bin up, the same port got %.60q..., want vmlinuz", got)
+	}
+	// Ask again the moment the last ACK has gone.
+	if got := string(p.fetch("initrd.img")); got != testFiles["initrd.img"] {
+		t.Fatalf("right after a complete transfer, the same port got %.60q..., want initrd.img", got)
+	}
+
+	abandoned := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == "big.bin" })
+	if !strings.Contains(abandoned.Reason, "new request") {
+		t.Errorf("given-up transfer recorded as %+v, want a reason naming the new request", abandoned)
+	}
+	for _, name := range []string{"vmlinuz", "initrd.img"} {
+		ev := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == name })
+		if ev.Reason != "" || ev.Bytes != int64(len(testFiles[name])) {
+			t.Errorf("%s recorded as %+v, want a complete transfer", name, ev)
+		}
+	}
+}
+
+// A lost ACK leaves the server waiting: it must send the unacknowledged
+// block again, and the transfer must still complete.
+func TestTFTPTransferSurvivesLostACK(t *testing.T) {
+	srv, big := startTFTPServer(t)
+	p := newTFTPPeer(t, srv)
+	p.rrq("big.bin")
+	const lost = 3
+	var got []byte
+	sawLost := 0
+	for want := uint16(1); ; {
+		block, b := p.data()
+		if block != want {
+			t.Fatalf("block %d, want %d", block, want)
+		}
+		if block == lost {
+			sawLost++
+			if sawLost == 1 {
+				continue // this ACK is "lost": say nothing, wait for block 3 again
+			}
+		}
+		got = append(got, b...)
+		p.ack(block)
+		want++
+		if len(b) < 512 {
+			break
+		}
+	}
+	if sawLost != 2 {
+		t.Errorf("block %d arrived %d times, want twice (sent again after the lost ACK)", lost, sawLost)
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatalf("got %d bytes, want the %d bytes of big.bin", len(got), len(big))
+	}
+	ev := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == "big.bin" })
+	if ev.Reason != "" || ev.Bytes != bigFileSize {
+		t.Errorf("transfer recorded as %+v, want complete", ev)
+	}
 }
