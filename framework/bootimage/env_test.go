@@ -7,24 +7,16 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-// skipOrFail skips the test for a missing prerequisite, except under CI=true,
-// where a missing prerequisite means a broken CI machine and fails the test.
-func skipOrFail(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("prerequisite missing under CI=true: %s", reason)
-	}
-	t.Skip(reason)
-}
+	"github.com/pxe-conformance/pxe-conformance/framework/prereq"
+)
 
 // requireAptTools skips unless the host can fetch and unpack Debian packages.
 func requireAptTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"apt-get", "apt-cache", "apt-config", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			skipOrFail(t, tool+" not found: the payload is built from Debian packages")
+			prereq.Missing(t, tool+" not found: the payload is built from Debian packages")
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/pxe-conformance/pxe-conformance/framework/prereq"
 	"github.com/pxe-conformance/pxe-conformance/framework/qemu"
 )
 
@@ -110,10 +111,10 @@ func TestPayloadBootsInQEMU(t *testing.T) {
 	}
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		skipOrFail(t, "qemu-system-x86_64 not found")
+		prereq.Missing(t, "qemu-system-x86_64 not found")
 	}
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "the suite's QEMU tests run as root")
+		prereq.Missing(t, "the suite's QEMU tests run as root")
 	}
 	p := buildPayload(t)
 	ctx, cancel := context.WithTimeout(context.Background(), qemuReadyTimeout+4*qemuStepTimeout)

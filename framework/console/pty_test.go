@@ -10,17 +10,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// skipOrFail skips a test whose prerequisite is missing, except in CI,
-// where a missing prerequisite is a broken CI machine.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
+	"github.com/pxe-conformance/pxe-conformance/framework/prereq"
+)
 
 // openPTY returns a pseudo-terminal's master and its slave.
 func openPTY() (master, slave *os.File, err error) {
@@ -80,7 +72,7 @@ func startLoginOnPTY(t *testing.T, password string, shell ...string) *Console {
 	t.Helper()
 	master, slave, err := openPTY()
 	if err != nil {
-		skipOrFail(t, "no pseudo-terminal here: %v", err)
+		prereq.Missingf(t, "no pseudo-terminal here: %v", err)
 	}
 	args := append([]string{"-c", loginScript, "login"}, shell...)
 	cmd := exec.Command("/bin/sh", args...)
@@ -111,7 +103,7 @@ func TestLoginAndRunOnRealTTY(t *testing.T) {
 		shells["busybox ash"] = []string{bb, "sh"}
 	} else {
 		// The guest's shell is busybox ash; CI installs busybox-static.
-		t.Run("busybox ash", func(t *testing.T) { skipOrFail(t, "busybox not in PATH: %v", err) })
+		t.Run("busybox ash", func(t *testing.T) { prereq.Missingf(t, "busybox not in PATH: %v", err) })
 	}
 	long := strings.Repeat("0123456789", 25)
 	tests := []struct {

@@ -12,17 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-)
 
-// skipOrFail skips a test whose prerequisite is missing, except in CI,
-// where a missing prerequisite is a broken CI machine.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
+	"github.com/pxe-conformance/pxe-conformance/framework/prereq"
+)
 
 // run runs a setup command and fails the test with its command line and
 // output.
@@ -40,10 +32,10 @@ func run(t *testing.T, args ...string) {
 func guestNetns(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "network namespaces need root")
+		prereq.Missingf(t, "network namespaces need root")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		skipOrFail(t, "iproute2 missing: %v", err)
+		prereq.Missingf(t, "iproute2 missing: %v", err)
 	}
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -51,7 +43,7 @@ func guestNetns(t *testing.T) string {
 	}
 	ns := "pxec-gssh-" + hex.EncodeToString(b[:])
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		skipOrFail(t, "ip netns add %s: %v: %s", ns, err, out)
+		prereq.Missingf(t, "ip netns add %s: %v: %s", ns, err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
@@ -84,7 +76,7 @@ func TestInterfacesReadsRealToolsOverSSH(t *testing.T) {
 		}
 		tools["busybox"] = dir
 	} else {
-		t.Run("busybox", func(t *testing.T) { skipOrFail(t, "busybox not in PATH: %v", err) })
+		t.Run("busybox", func(t *testing.T) { prereq.Missingf(t, "busybox not in PATH: %v", err) })
 	}
 	for tool, pathDir := range tools {
 		t.Run(tool, func(t *testing.T) {

@@ -29,17 +29,9 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
-)
 
-// skipOrFail skips a test that cannot run here, except under CI=true,
-// where a missing prerequisite is a failure.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true, cannot skip: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
+	"github.com/pxe-conformance/pxe-conformance/framework/prereq"
+)
 
 // netnsLab is a server namespace and a client namespace joined by a veth pair.
 type netnsLab struct {
@@ -66,10 +58,10 @@ func ipCmd(t *testing.T, args ...string) string {
 func newNetnsLab(t *testing.T) netnsLab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to create network namespaces")
+		prereq.Missingf(t, "needs root to create network namespaces")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		skipOrFail(t, "needs ip(8) from iproute2: %v", err)
+		prereq.Missingf(t, "needs ip(8) from iproute2: %v", err)
 	}
 	var b [3]byte
 	rand.Read(b[:])

@@ -15,17 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
-)
 
-// skipOrFail skips a test whose prerequisite is missing, except under CI=true, where a missing
-// prerequisite means a broken CI machine.
-func skipOrFail(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true, cannot skip: %s", reason)
-	}
-	t.Skip(reason)
-}
+	"github.com/pxe-conformance/pxe-conformance/framework/prereq"
+)
 
 // browserBound bounds one headless Chromium run: it renders the page in about a second here,
 // and a wedged browser must end the test rather than hang it.
@@ -40,7 +32,7 @@ func chromium(t *testing.T, page string, args ...string) []byte {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
-		skipOrFail(t, "chromium not found (make test installs Debian's chromium): "+err.Error())
+		prereq.Missing(t, "chromium not found (make test installs Debian's chromium): "+err.Error())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), browserBound)
 	defer cancel()

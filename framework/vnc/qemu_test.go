@@ -12,17 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// skipOrFail skips a test whose prerequisite is missing, except under CI=true,
-// where a missing prerequisite means a broken CI machine.
-func skipOrFail(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true, cannot skip: %s", reason)
-	}
-	t.Skip(reason)
-}
+	"github.com/pxe-conformance/pxe-conformance/framework/prereq"
+)
 
 // startQEMU runs a diskless BIOS guest with a VGA screen served over VNC on a
 // unix socket, and kills it when the test ends. SeaBIOS draws its banner, finds
@@ -31,7 +23,7 @@ func startQEMU(ctx context.Context, t *testing.T) (sock string) {
 	t.Helper()
 	bin, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		skipOrFail(t, "qemu-system-x86_64 not found: "+err.Error())
+		prereq.Missing(t, "qemu-system-x86_64 not found: "+err.Error())
 	}
 	sock = filepath.Join(t.TempDir(), "vnc.sock")
 	// TCG rather than detected KVM: a BIOS screen needs no speed, and TCG runs
