@@ -9,6 +9,7 @@
 # make preflight KUBECONFIG=... only the suite's preflight checks, one PASS/FAIL/SKIP line each
 # make list      the suite's specs and labels, without running them
 # make soak N=20 the suite N times on one cluster, then a table of passes and failures per spec
+# make interrupt Ctrl-C at each phase of make e2e, then a look for anything left behind
 # make bench-e2e the suite's speed on the running lab cluster (medians of RUNS runs)
 # make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
 
@@ -26,7 +27,7 @@ BENCH_PACKAGES := dnsmasq-base
 REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
+.PHONY: interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -146,6 +147,12 @@ bench-e2e:
 N ?= 20
 soak: deps cluster-deps
 	$(GO) run ./ci/soak --runs $(N) --artifacts $(ARTIFACTS)/soak
+
+# Ctrl-C leaves nothing: make e2e interrupted at each phase (image build, kind create, KubeVirt
+# install, a spec booting, artifact collection), then a look for anything left behind.
+# PHASE=<name> runs one phase.
+interrupt: deps cluster-deps
+	$(GO) run ./ci/interrupt --artifacts $(ARTIFACTS)/interrupt $(if $(PHASE),--phase "$(PHASE)")
 
 # Every spec with its labels, without a cluster.
 list:
