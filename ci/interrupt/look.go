@@ -82,11 +82,12 @@ func look(ctx context.Context, cluster string, onLab bool) (state, error) {
 	}
 	for _, l := range strings.Split(string(mounts), "\n") {
 		f := strings.Fields(l)
-		if len(f) > 1 && (strings.HasPrefix(f[1], cache) || strings.HasPrefix(f[1], os.TempDir()+"/pxec")) {
+		if len(f) > 1 && (strings.HasPrefix(f[1], cache) || strings.HasPrefix(f[1], os.TempDir())) {
 			s["mount"] = append(s["mount"], f[1])
 		}
 	}
-	for _, dir := range []string{os.TempDir(), cache, filepath.Join(cache, "work")} {
+	// The run's TMPDIR is its own (interrupt); the cache is shared with whatever else builds.
+	for _, dir := range []string{cache, filepath.Join(cache, "work")} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if tempName.MatchString(e.Name()) && !strings.HasSuffix(e.Name(), ".kubeconfig") {

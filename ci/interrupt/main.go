@@ -54,7 +54,7 @@ const pxeServerImage = "pxec.local/pxe-server:dev"
 
 func phases() []phase {
 	return []phase{
-		{name: "image build", at: regexp.MustCompile(`^==> image ` + regexp.QuoteMeta(pxeServerImage)), delay: 10 * time.Second,
+		{name: "image build", at: regexp.MustCompile(`^==> image ` + regexp.QuoteMeta(pxeServerImage)), delay: time.Second,
 			prepare: setAside(pxeServerImage)},
 		{name: "kind create", at: regexp.MustCompile(`^==> create kind cluster`), delay: 10 * time.Second},
 		{name: "kubevirt install", at: regexp.MustCompile(`^kubevirt: created Deployment kubevirt/virt-operator`), delay: 3 * time.Second},
@@ -126,23 +126,23 @@ func run(ctx context.Context, lab, only, logs string) (err error) {
 
 // result is what one interrupted run did and left.
 type result struct {
-	// after is how long after the phase's line the SIGINT went; exited, how long the run then
-	// took to exit, with which code.
+	// reached says the phase's line showed; exited is how long the run took to exit after
+	// the SIGINT, and code how it ended.
 	reached bool
 	exited  time.Duration
-	code    int
+	code    string
 	left    []string
 }
 
 func (r result) String() string {
 	if !r.reached {
-		return fmt.Sprintf("NOT REACHED (exit %d): the phase's line never showed", r.code)
+		return fmt.Sprintf("NOT REACHED (%s): the phase's line never showed", r.code)
 	}
 	verdict := "nothing left"
 	if len(r.left) > 0 {
 		verdict = "LEFT: " + strings.Join(r.left, "; ")
 	}
-	return fmt.Sprintf("interrupted; exit %d after %s; %s", r.code, r.exited.Round(100*time.Millisecond), verdict)
+	return fmt.Sprintf("interrupted; %s after %s; %s", r.code, r.exited.Round(100*time.Millisecond), verdict)
 }
 
 // interrupt runs make e2e for p, interrupts it and looks for what it left.
@@ -165,10 +165,16 @@ func interrupt(ctx context.Context, p phase, cluster, logPath string) (result, e
 		return res, errors.Join(err, restore())
 	}
 	defer log.Close()
+	// The run's own TMPDIR: whatever it leaves there is its own, whatever else runs here.
+	tmp, err := os.MkdirTemp("", "interrupt-tmp-")
+	if err != nil {
+		return res, errors.Join(err, restore())
+	}
+	defer os.RemoveAll(tmp)
 	fmt.Fprintf(os.Stderr, "interrupt: phase %s: make e2e (log %s)\n", p.name, logPath)
 
 	cmd := exec.Command("make", "--no-print-directory", "e2e")
-	cmd.Env = append(os.Environ(), append([]string{"PXEC_CLUSTER=" + cluster, runMarker + "=" + p.name}, p.env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"PXEC_CLUSTER=" + cluster, runMarker + "=" + p.name, "TMPDIR=" + tmp}, p.env...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -220,7 +226,7 @@ func interrupt(ctx context.Context, p phase, cluster, logPath string) (result, e
 	case <-time.After(10 * time.Minute):
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-done
-		res.exited, res.code = time.Since(sent), -1
+		res.exited, res.code = time.Since(sent), "killed"
 		res.left = append(res.left, "make e2e still ran 10 minutes after SIGINT (killed)")
 	}
 	if alive(pgid) {
@@ -231,18 +237,27 @@ func interrupt(ctx context.Context, p phase, cluster, logPath string) (result, e
 		return res, errors.Join(err, restore())
 	}
 	res.left = append(res.left, after.since(before)...)
+	if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+		for _, e := range entries {
+			res.left = append(res.left, "temporary "+filepath.Join(tmp, e.Name()))
+		}
+	}
 	return res, restore()
 }
 
-func exitCode(err error) int {
+// exitCode is how the run ended: "exit <code>", or the signal that ended make itself.
+func exitCode(err error) string {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "ended by " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exit %d", ee.ExitCode())
 	}
 	if err != nil {
-		return -1
+		return err.Error()
 	}
-	return 0
+	return "exit 0"
 }
 
 // setAside renames image so that make e2e has to build it, and puts it back afterwards unless
