@@ -66,6 +66,10 @@ func look(ctx context.Context, cluster string, onLab bool) (state, error) {
 		return nil, err
 	}
 	s["container"] = slices.DeleteFunc(s["container"], func(n string) bool { return !strings.HasPrefix(n, cluster+"-") })
+	if err := lines("image", "docker", "images", "--format", "{{.Repository}}:{{.Tag}}"); err != nil {
+		return nil, err
+	}
+	s["image"] = slices.DeleteFunc(s["image"], func(n string) bool { return strings.Contains(n, "<none>") })
 	if err := lines("docker-network", "docker", "network", "ls", "--format", "{{.Name}}"); err != nil {
 		return nil, err
 	}

@@ -46,6 +46,8 @@ type phase struct {
 	// onLab runs the phase on the running lab cluster; otherwise make e2e creates its own.
 	onLab bool
 	env   []string
+	// rebuilds is an image the run is meant to build again: not a leftover.
+	rebuilds string
 	// prepare readies the phase and returns what puts things back.
 	prepare func(ctx context.Context) (func() error, error)
 }
@@ -55,7 +57,7 @@ const pxeServerImage = "pxec.local/pxe-server:dev"
 func phases() []phase {
 	return []phase{
 		{name: "image build", at: regexp.MustCompile(`^==> image ` + regexp.QuoteMeta(pxeServerImage)), delay: time.Second,
-			prepare: setAside(pxeServerImage)},
+			rebuilds: pxeServerImage, prepare: setAside(pxeServerImage)},
 		{name: "kind create", at: regexp.MustCompile(`^==> create kind cluster`), delay: 10 * time.Second},
 		{name: "kubevirt install", at: regexp.MustCompile(`^kubevirt: created Deployment kubevirt/virt-operator`), delay: 3 * time.Second},
 		{name: "spec booting", at: regexp.MustCompile(`STEP: Watch the boot: iPXE opens the bridge interface`), delay: 5 * time.Second,
@@ -170,7 +172,8 @@ func interrupt(ctx context.Context, p phase, cluster, logPath string) (result, e
 	if err != nil {
 		return res, errors.Join(err, restore())
 	}
-	defer os.RemoveAll(tmp)
+	// Removed only when empty: what the run left there stays for a look.
+	defer os.Remove(tmp)
 	fmt.Fprintf(os.Stderr, "interrupt: phase %s: make e2e (log %s)\n", p.name, logPath)
 
 	cmd := exec.Command("make", "--no-print-directory", "e2e")
@@ -236,7 +239,11 @@ func interrupt(ctx context.Context, p phase, cluster, logPath string) (result, e
 	if err != nil {
 		return res, errors.Join(err, restore())
 	}
-	res.left = append(res.left, after.since(before)...)
+	for _, l := range after.since(before) {
+		if l != "image "+p.rebuilds {
+			res.left = append(res.left, l)
+		}
+	}
 	if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
 		for _, e := range entries {
 			res.left = append(res.left, "temporary "+filepath.Join(tmp, e.Name()))
