@@ -206,6 +206,20 @@ func lastLines(text []byte, n int) string {
 // lines at column 80, wherever iPXE's progress dots left the cursor, even
 // inside a word.
 func Phrase(s string) *regexp.Regexp {
+	return regexp.MustCompile(phrase(s))
+}
+
+// AnyPhrase is Phrase for several phrases: it matches any one of them.
+func AnyPhrase(ss ...string) *regexp.Regexp {
+	alts := make([]string, len(ss))
+	for i, s := range ss {
+		alts[i] = phrase(s)
+	}
+	return regexp.MustCompile(strings.Join(alts, "|"))
+}
+
+// phrase is Phrase's pattern for s.
+func phrase(s string) string {
 	var b strings.Builder
 	for i, w := range strings.Fields(s) {
 		if i > 0 {
@@ -218,5 +232,5 @@ func Phrase(s string) *regexp.Regexp {
 			b.WriteString(regexp.QuoteMeta(string(r)))
 		}
 	}
-	return regexp.MustCompile(b.String())
+	return b.String()
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// RouterAdvertisements makes the server answer IPv6 router solicitations, so that iPXE
 	// does not wait for IPv6 autoconfiguration.
 	RouterAdvertisements bool
+	// CrashAfter is the server's test hook (pxe.Config.CrashAfter), for fault specs alone: the
+	// server exits at that point of the first boot, and the pod stays behind with its log.
+	CrashAfter pxe.CrashPoint
 }
 
 // Validate checks what Deploy needs before anything is created, naming the field and value.
@@ -138,6 +141,9 @@ func (c Config) Pod() (*corev1.Pod, error) {
 	}
 	if c.RouterAdvertisements {
 		env = append(env, corev1.EnvVar{Name: "PXE_RA", Value: "true"})
+	}
+	if c.CrashAfter != "" {
+		env = append(env, corev1.EnvVar{Name: "PXE_CRASH_AFTER", Value: string(c.CrashAfter)})
 	}
 	grace := int64(5)
 	return &corev1.Pod{
@@ -399,7 +405,10 @@ func (p *Payload) Has(name string) bool { return p.names[name] }
 // Size is the packed payload's size in bytes.
 func (p *Payload) Size() int { return len(p.archive) }
 
-// Events returns the server's events for mac, or all events when mac is empty.
+// Events returns the server's events for mac, or all events when mac is empty. Once the
+// server is gone for good (its container has exited, its pod is deleted or being deleted) it
+// returns what the server's log still holds of them, with an error wrapping pxe.ErrServerGone
+// that says what became of the pod.
 func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {
 	params := map[string]string{}
 	if mac != "" {
@@ -407,13 +416,47 @@ func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {
 	}
 	raw, err := s.kube.CoreV1().Pods(s.Namespace).ProxyGet("http", s.Name, strconv.Itoa(HTTPPort), "/events", params).DoRaw(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
+		err = fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
+		if events, gone := s.goneEvents(ctx, mac); gone != nil {
+			return events, gone
+		}
+		return nil, err
 	}
 	var events []pxe.Event
 	if err := json.Unmarshal(raw, &events); err != nil {
 		return nil, fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
 	}
 	return events, nil
+}
+
+// goneEvents returns, when the server is gone for good, the events of mac its log holds and
+// an error wrapping pxe.ErrServerGone; nil and nil while the pod may still answer.
+func (s *Server) goneEvents(ctx context.Context, mac string) ([]pxe.Event, error) {
+	p, err := s.kube.CoreV1().Pods(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	var why string
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("%w: PXE server pod %s/%s was deleted", pxe.ErrServerGone, s.Namespace, s.Name)
+	case err != nil:
+		return nil, nil
+	case p.DeletionTimestamp != nil:
+		why = "is being deleted"
+	default:
+		why = terminated(p)
+	}
+	if why == "" {
+		return nil, nil
+	}
+	gone := fmt.Errorf("%w: PXE server pod %s/%s: %s", pxe.ErrServerGone, s.Namespace, s.Name, why)
+	log, err := s.Logs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (its log cannot be read: %v)", gone, err)
+	}
+	events, err := pxe.EventsFromLog(bytes.NewReader(log), mac)
+	if err != nil {
+		return events, fmt.Errorf("%w (%v)", gone, err)
+	}
+	return events, gone
 }
 
 // Logs returns the server container's log (JSON lines).
