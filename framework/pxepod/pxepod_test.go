@@ -194,7 +194,9 @@ func (unreachable) DoRaw(context.Context) ([]byte, error) {
 	return nil, errors.New(`error trying to reach service: dial tcp 10.244.0.7:8080: connect: connection refused`)
 }
 
-func (unreachable) Stream(context.Context) (io.ReadCloser, error) { return nil, errors.New("unreachable") }
+func (unreachable) Stream(context.Context) (io.ReadCloser, error) {
+	return nil, errors.New("unreachable")
+}
 
 // TestEventsSaysTheServerIsGoneOnlyWhenItIs: an events endpoint that does not answer is the
 // server gone for good when its container has exited or its pod is deleted, and a passing
