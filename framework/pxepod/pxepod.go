@@ -19,13 +19,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/pxe-conformance/pxe-conformance/framework/podstatus"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 )
 
@@ -248,21 +248,23 @@ func (s *Server) start(ctx context.Context, c Config) error {
 	return err
 }
 
-// waitPod polls the pod until ok, failing early when the container has terminated.
+// waitPod polls the pod until ok, failing at once when podstatus says it will never run as
+// asked: its container has exited or cannot start, or its network is not and will not be set
+// up (a CNI plugin failing, Multus not attaching it to the PXE network).
 func (s *Server) waitPod(ctx context.Context, what string, ok func(*corev1.Pod) bool) (*corev1.Pod, error) {
 	var last *corev1.Pod
 	for {
 		p, err := s.kube.CoreV1().Pods(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 		if err == nil {
 			last = p
-			if ok(p) {
-				return p, nil
-			}
-			if why := terminated(p); why != "" {
+			if why := podstatus.Terminated(p); why != "" {
 				return p, fmt.Errorf("PXE server pod %s/%s: %s\n%s", s.Namespace, s.Name, why, s.logTail(ctx))
 			}
-			if ev := s.sandboxFailure(ctx, p); ev != "" {
-				return p, fmt.Errorf("PXE server pod %s/%s cannot start on node %q: its network could not be set up: %s", s.Namespace, s.Name, p.Spec.NodeName, ev)
+			if why := podstatus.NetworkBlocked(ctx, s.kube, p); why != "" {
+				return p, fmt.Errorf("PXE server pod %s/%s cannot start on node %q: %s", s.Namespace, s.Name, p.Spec.NodeName, why)
+			}
+			if ok(p) {
+				return p, nil
 			}
 		}
 		select {
@@ -271,43 +273,6 @@ func (s *Server) waitPod(ctx context.Context, what string, ok func(*corev1.Pod) 
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-// terminated says why the pod's server container has stopped or cannot start, or "".
-// sandboxFailure returns the message of a FailedCreatePodSandBox event of the pod, if any. The
-// kubelet retries a sandbox whose network a CNI plugin could not set up (a bridge plugin
-// missing on the node, Multus stopped), but nothing the suite does will make it succeed: the wait
-// fails at once, quoting the plugin's own words, instead of running out its bound.
-func (s *Server) sandboxFailure(ctx context.Context, p *corev1.Pod) string {
-	if p.Status.Phase != corev1.PodPending {
-		return ""
-	}
-	events, err := s.kube.CoreV1().Events(s.Namespace).List(ctx, metav1.ListOptions{
-		FieldSelector: fields.Set{"involvedObject.name": s.Name, "reason": "FailedCreatePodSandBox"}.String()})
-	if err != nil {
-		return ""
-	}
-	for _, e := range events.Items {
-		if e.InvolvedObject.UID == p.UID && e.Reason == "FailedCreatePodSandBox" {
-			return e.Message
-		}
-	}
-	return ""
-}
-
-func terminated(p *corev1.Pod) string {
-	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-		return fmt.Sprintf("phase %s: %s", p.Status.Phase, p.Status.Message)
-	}
-	for _, st := range p.Status.ContainerStatuses {
-		if t := st.State.Terminated; t != nil {
-			return fmt.Sprintf("container %s exited %d (%s)", st.Name, t.ExitCode, t.Reason)
-		}
-		if w := st.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff" || w.Reason == "ErrImageNeverPull" || w.Reason == "CreateContainerError") {
-			return fmt.Sprintf("container %s waiting: %s: %s", st.Name, w.Reason, w.Message)
-		}
-	}
-	return ""
 }
 
 func describe(p *corev1.Pod) string {
@@ -442,7 +407,7 @@ func (s *Server) goneEvents(ctx context.Context, mac string) ([]pxe.Event, error
 	case p.DeletionTimestamp != nil:
 		why = "is being deleted"
 	default:
-		why = terminated(p)
+		why = podstatus.Terminated(p)
 	}
 	if why == "" {
 		return nil, nil
