@@ -80,12 +80,12 @@ func (b *Boot) mark(s Step) {
 	}
 }
 
-// iPXE's own words when it gives up, and SeaBIOS's after it: every console wait fails on them at
-// once instead of running out its bound. iPXE gives up on DHCP with "No configuration methods
+// IPXEGaveUp matches iPXE's own words when it gives up, and SeaBIOS's after it: every console
+// wait fails on them at once instead of running out its bound. iPXE gives up on DHCP with "No configuration methods
 // succeeded" unless IPv6 configured the interface (a router advertisement reached it): it then
 // prints "Nothing to boot" for the interface and, for each interface it tried, its last words
 // "No more network devices"; SeaBIOS follows with "No bootable device".
-var ipxeGaveUp = console.AnyPhrase("No configuration methods succeeded", "No more network devices", "No bootable device")
+var IPXEGaveUp = console.AnyPhrase("No configuration methods succeeded", "No more network devices", "No bootable device")
 
 // IPXELine matches iPXE naming the NIC it opens, with mac.
 func IPXELine(mac net.HardwareAddr) *regexp.Regexp {
@@ -97,7 +97,7 @@ func IPXELine(mac net.HardwareAddr) *regexp.Regexp {
 // part of the wait.
 func (b *Boot) expect(ctx context.Context, name string, re *regexp.Regexp, failOn ...*regexp.Regexp) ([]string, error) {
 	con := b.Target.Console()
-	m, err := con.Expect(ctx, re, console.Named(name), console.FailOn(append([]*regexp.Regexp{ipxeGaveUp}, failOn...)...))
+	m, err := con.Expect(ctx, re, console.Named(name), console.FailOn(append([]*regexp.Regexp{IPXEGaveUp}, failOn...)...))
 	if err == nil {
 		return m, nil
 	}
@@ -286,7 +286,7 @@ func (b *Boot) WaitDHCP(ctx context.Context) (pxe.Event, error) {
 		}
 	}()
 	m, err := b.Target.Console().Expect(waitc, regexp.MustCompile(`net\d+: (\d+\.\d+\.\d+\.\d+)/`), console.Named("iPXE's DHCP result"),
-		console.FailOn(ipxeGaveUp))
+		console.FailOn(IPXEGaveUp))
 	if err != nil {
 		if cause := context.Cause(waitc); errors.Is(cause, ErrNoDHCPAnswer) {
 			return pxe.Event{}, cause
