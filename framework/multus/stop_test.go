@@ -41,4 +41,3 @@ func TestStopAndRestoreTouchOnlyTheirNodeSelector(t *testing.T) {
 		t.Errorf("restored: node selector %v, want %v", got.Spec.Template.Spec.NodeSelector, want)
 	}
 }
-
