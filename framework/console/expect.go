@@ -22,7 +22,8 @@ type ExpectError struct {
 	// Want is the awaited pattern, its Named name, or the patterns
 	// joined with " | ".
 	Want string
-	// Fail is the fail-fast pattern that matched, when that ended the wait.
+	// Fail is the fail-fast pattern that matched, when that ended the wait (Error quotes what
+	// it matched, Match, rather than the pattern, which a Phrase makes unreadable).
 	Fail string
 	// Match is the text Fail matched.
 	Match string
@@ -38,7 +39,7 @@ func (e *ExpectError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "expect %s on console: ", e.Want)
 	if e.Fail != "" {
-		fmt.Fprintf(&b, "console printed %q, which fails %s", e.Match, e.Fail)
+		fmt.Fprintf(&b, "console printed %q, which fails the wait", e.Match)
 	} else {
 		b.WriteString(e.Err.Error())
 	}

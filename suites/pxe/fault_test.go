@@ -133,9 +133,6 @@ var _ = Describe("PXE faults the suite names", Label(labels.PXE, labels.Fault), 
 		first.client.Close()
 		rebooted := time.Now()
 		boot.SkipBootMenu(ctx)
-		_, err = boot.WaitIPXE(ctx)
-		Expect(err).NotTo(HaveOccurred(), "the rebooted guest's iPXE never opened the bridge interface")
-
 		second := expectBootedOverPXE(ctx, s, boot)
 		DeferCleanup(second.client.Close)
 		Expect(second.ack.Time).To(BeTemporally(">", first.ack.Time), "a second DHCP ACK")
@@ -175,11 +172,13 @@ type booted struct {
 	client *guestssh.Client
 }
 
-// expectBootedOverPXE runs the procedure's steps from iPXE's DHCP to an SSH login, once iPXE
-// has opened the bridge interface.
+// expectBootedOverPXE runs the procedure's steps from iPXE opening the bridge interface to an
+// SSH login.
 func expectBootedOverPXE(ctx context.Context, s *e2e.Spec, boot *procedure.Boot) booted {
 	GinkgoHelper()
-	By("The PXE server answers the DHCP, serves the payload; the guest is ready with the served nonce")
+	By("iPXE opens the bridge interface; the PXE server answers its DHCP and serves the payload; the guest is ready with the served nonce")
+	_, err := boot.WaitIPXE(ctx)
+	Expect(err).NotTo(HaveOccurred())
 	ack, err := boot.WaitDHCP(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	payload, err := boot.WaitPayload(ctx)
