@@ -24,7 +24,9 @@ import (
 type Target interface {
 	// Console is the guest's serial console, attached before the firmware's first word.
 	Console() *console.Console
-	// Events returns the PXE server's events for mac, oldest first.
+	// Events returns the PXE server's events for mac, oldest first. Once the server is gone
+	// for good it returns what is still known of them with an error wrapping
+	// pxe.ErrServerGone, on which the waits end at once.
 	Events(ctx context.Context, mac net.HardwareAddr) ([]pxe.Event, error)
 	// Screen captures the guest's display once.
 	Screen(ctx context.Context) (*image.RGBA, error)
