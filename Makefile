@@ -115,11 +115,13 @@ e2e: deps cluster-deps
 	bash ci/e2e.sh
 
 # Vendor certification: the suite against the cluster of $(KUBECONFIG), which must already run
-# KubeVirt and Multus with the bridge CNI and have the bridge on every node. The suite creates
-# only its own namespaces and removes them.
+# KubeVirt and Multus with the bridge CNI and have the bridge on every node. LABELS is a Ginkgo
+# label filter, passed quoted (e.g. LABELS='certification && bios'); in GINKGO_ARGS the shell
+# would split it and take && and ! for its own. The suite creates only its own namespaces and
+# removes them.
 certify: deps
 	@if [ -z "$(KUBECONFIG)" ]; then echo "certify: set KUBECONFIG to the cluster to certify"; exit 2; fi
-	PXEC_KUBECONFIG="$(KUBECONFIG)" $(GINKGO) --tags e2e -v --timeout 90m $(GINKGO_ARGS) ./suites/pxe -- $(SUITE_ARGS)
+	PXEC_KUBECONFIG="$(KUBECONFIG)" $(GINKGO) --tags e2e -v --timeout 90m $(if $(LABELS),--label-filter='$(LABELS)') $(GINKGO_ARGS) ./suites/pxe -- $(SUITE_ARGS)
 
 # The suite's preflight checks alone against the cluster of $(KUBECONFIG): one line per check;
 # exit 1 when a required check failed, 2 on bad settings (SUITE_ARGS: --pxec.* flags). Built,

@@ -46,13 +46,8 @@ mkdir -p "${ARTIFACTS:-$here/_artifacts}"
 nodocker=$(mktemp -d)
 printf '#!/bin/sh\necho "docker: not for the suite: it reaches nodes through the Kubernetes API, as on a vendor cluster" >&2\nexit 1\n' >"$nodocker/docker"
 chmod +x "$nodocker/docker"
-# A label filter needs no spaces, and GINKGO_ARGS is split on them on its way through make.
-labels=${E2E_LABELS-!slow}
-labels=${labels// /}
-filter=""
-if [ -n "$labels" ]; then filter="--label-filter=$labels"; fi
 status=0
-PATH="$nodocker:$PATH" make --no-print-directory certify KUBECONFIG="$kubeconfig" \
-  GINKGO_ARGS="--procs=${E2E_PROCS:-2} $filter ${GINKGO_ARGS:-}" SUITE_ARGS="--pxec.faultInjection=true ${SUITE_ARGS:-}" || status=$?
+PATH="$nodocker:$PATH" make --no-print-directory certify KUBECONFIG="$kubeconfig" LABELS="${E2E_LABELS-!slow}" \
+  GINKGO_ARGS="--procs=${E2E_PROCS:-2} ${GINKGO_ARGS:-}" SUITE_ARGS="--pxec.faultInjection=true ${SUITE_ARGS:-}" || status=$?
 rm -rf "$nodocker"
 exit "$status"
