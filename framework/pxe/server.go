@@ -28,8 +28,7 @@ type Server struct {
 
 	dhcpConn *net.UDPConn
 	tftpConn *net.UDPConn
-	tftpSock *tftpSocket
-	tftp     tftpTransfers
+	tftp     *tftpServer
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	ra       *raSender
@@ -130,15 +129,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.serveDHCP()
 	}()
 
-	s.tftp.m = map[netip.AddrPort]*tftpTransfer{}
-	if s.tftpSock, err = newTFTPSocket(s.tftpConn); err != nil {
+	tftpSock, err := newTFTPSocket(s.tftpConn)
+	if err != nil {
 		s.Stop(ctx)
 		return nil, fmt.Errorf("start tftp on %s: %w", st.TFTPAddr, err)
 	}
+	s.tftp = newTFTPServer(s, tftpSock)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.serveTFTP()
+		s.tftp.serve()
 	}()
 
 	s.httpSrv = &http.Server{
@@ -295,7 +295,7 @@ func (s *Server) stop(ctx context.Context) error {
 	} else {
 		s.httpLn.Close()
 	}
-	// Closing the socket ends the TFTP read loop; then the transfers end.
+	// Closing the socket ends the TFTP loop, which ends its transfers.
 	s.tftpConn.Close()
 	s.dhcpConn.Close()
 	if s.ra != nil {
@@ -312,8 +312,6 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("stop pxe server on %s: goroutines still running: %w", s.cfg.Interface, ctx.Err()))
 	}
-	// The read loop is gone: end the transfers it was serving.
-	s.stopTFTP()
 	if err := s.files.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close root %s: %w", s.cfg.Root, err))
 	}

@@ -10,11 +10,18 @@ package pxe
 // then handed to its transfer's goroutine; it also took a new request from
 // the port of a transfer it still tracked for a packet of that transfer
 // and dropped it, and could panic sending on a finished transfer's channel.
-// A fork would have changed most of its single-port code. Here the one loop that reads the socket also answers: an ACK is
-// followed by the next block from the same goroutine, with no hand-off to
-// another goroutine (and so no thread wake-up) per packet, as dnsmasq's
-// single loop does; a timer per transfer sends again what was not
-// acknowledged. Blocks go in lock step, as the RFC asks.
+// A fork would have changed most of its single-port code.
+//
+// One goroutine owns the socket and every transfer, as dnsmasq's single
+// loop does: no locks, no hand-off to another goroutine (and so no thread
+// wake-up) per packet, no timer per transfer. Each turn of the loop reads
+// the datagrams waiting (recvmmsg, up to one per transfer: in lock step a
+// transfer has one ACK outstanding), answers each ACK with the next block,
+// sends what is due again, and writes all the answers at once (sendmmsg).
+// Writing a turn's answers together also wakes each client's receiver once
+// for many packets. A DATA packet is its header and a slice of the
+// transfer's read-ahead buffer, sent as two pieces with no copy. Blocks go
+// in lock step, as the RFC asks.
 
 import (
 	"bytes"
@@ -28,10 +35,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // TFTP tuning: blocks up to tftpMaxBlockSize when the client asks (iPXE asks
@@ -44,6 +51,11 @@ const (
 	tftpRetries      = 5
 	// tftpReadAhead is how many blocks a transfer reads from its file at once.
 	tftpReadAhead = 32
+	// tftpBatch is the most datagrams one turn of the loop reads at once.
+	tftpBatch = 64
+	// tftpMaxRequest is the longest datagram read whole: RFC 2347 limits a
+	// request to 512 bytes; a longer one is refused, not cut short.
+	tftpMaxRequest = 2048
 )
 
 // TFTP opcodes (RFC 1350, 2347).
@@ -71,170 +83,230 @@ var errWriteRefused = errors.New("write requests are refused: read-only server")
 var (
 	errTFTPSuperseded = errors.New("the client sent a new request from the same port")
 	errTFTPStopped    = errors.New("server stopped")
+	errTFTPTooLong    = fmt.Errorf("longer than %d bytes", tftpMaxRequest)
 )
 
 // tftpSocket is the one socket TFTP uses for requests and every transfer.
-// Bound to one address it reads and writes plainly; bound to the
-// unspecified address (Config.ServeAllAddrs) it learns each request's
-// destination and answers from it, as clients expect.
+// Bound to the unspecified address (Config.ServeAllAddrs) it learns each
+// request's destination and answers from it, as clients expect.
 type tftpSocket struct {
 	conn *net.UDPConn
-	pc   *ipv4.PacketConn // nil when bound to one address
+	pc   *ipv4.PacketConn
+	// learnDst: datagrams carry their destination address in control messages.
+	learnDst bool
 }
 
 func newTFTPSocket(conn *net.UDPConn) (*tftpSocket, error) {
-	s := &tftpSocket{conn: conn}
+	s := &tftpSocket{conn: conn, pc: ipv4.NewPacketConn(conn)}
 	if ap := addrPort(conn.LocalAddr()); ap.Addr().IsUnspecified() {
-		s.pc = ipv4.NewPacketConn(conn)
 		if err := s.pc.SetControlMessage(ipv4.FlagDst, true); err != nil {
 			return nil, fmt.Errorf("ask for destination addresses on %s: %w", ap, err)
 		}
+		s.learnDst = true
 	}
 	return s, nil
 }
 
-// read returns one datagram, its sender and, when bound to the unspecified
-// address, the local address it was sent to.
-func (s *tftpSocket) read(b []byte) (int, netip.AddrPort, netip.Addr, error) {
-	if s.pc == nil {
-		n, from, err := s.conn.ReadFromUDPAddrPort(b)
-		return n, from, netip.Addr{}, err
-	}
-	n, cm, from, err := s.pc.ReadFrom(b)
-	if err != nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, err
-	}
-	var local netip.Addr
-	if cm != nil {
-		local, _ = netip.AddrFromSlice(cm.Dst.To4())
-	}
-	ua, _ := from.(*net.UDPAddr)
+// received returns the sender of a datagram read into m and, when the
+// socket learns destinations, the local address it was sent to.
+func (s *tftpSocket) received(m *ipv4.Message) (from netip.AddrPort, local netip.Addr, ok bool) {
+	ua, _ := m.Addr.(*net.UDPAddr)
 	if ua == nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, fmt.Errorf("datagram from %v", from)
+		return from, local, false
 	}
-	return n, ua.AddrPort(), local, nil
+	if s.learnDst && m.NN > 0 {
+		var cm ipv4.ControlMessage
+		if cm.Parse(m.OOB[:m.NN]) == nil {
+			local, _ = netip.AddrFromSlice(cm.Dst.To4())
+		}
+	}
+	return ua.AddrPort(), local, true
+}
+
+// sourceOOB is the control message that makes a datagram leave from local;
+// nil when the socket is bound to one address.
+func (s *tftpSocket) sourceOOB(local netip.Addr) []byte {
+	if !s.learnDst || !local.IsValid() {
+		return nil
+	}
+	return (&ipv4.ControlMessage{Src: local.AsSlice()}).Marshal()
 }
 
 // write sends b to to, from local when it is known.
 func (s *tftpSocket) write(b []byte, to netip.AddrPort, local netip.Addr) error {
-	if s.pc == nil || !local.IsValid() {
-		_, err := s.conn.WriteToUDPAddrPort(b, to)
-		return err
-	}
-	_, err := s.pc.WriteTo(b, &ipv4.ControlMessage{Src: local.AsSlice()}, net.UDPAddrFromAddrPort(to))
+	_, err := s.pc.WriteBatch([]ipv4.Message{{Buffers: [][]byte{b}, OOB: s.sourceOOB(local), Addr: net.UDPAddrFromAddrPort(to)}}, 0)
 	return err
 }
 
-// tftpTransfers tracks running transfers by the client's address and port
-// (its transfer identifier).
-type tftpTransfers struct {
-	mu sync.Mutex
-	m  map[netip.AddrPort]*tftpTransfer
+// tftpServer is the TFTP side of a Server. Its loop is the only goroutine
+// that touches it.
+type tftpServer struct {
+	srv  *Server
+	sock *tftpSocket
+	// transfers are the running ones by the client's address and port (its
+	// transfer identifier).
+	transfers map[netip.AddrPort]*tftpTransfer
+	in        []ipv4.Message // the read batch, each with its own buffer
+	out       []ipv4.Message // the answers of this turn, written together by flush
+	queued    []*tftpTransfer
+	// now is when this turn's datagrams were read; sends are timed from it.
+	now time.Time
+	// due is the earliest time a transfer may need sending again (zero
+	// when none runs): the socket's read deadline, so that the loop wakes
+	// for it.
+	due      time.Time
+	deadline time.Time // the read deadline set on the socket
 }
 
-// tftpTransfer is one read transfer. The read loop advances it on each
-// ACK, its timer sends again; mu orders the two.
+func newTFTPServer(srv *Server, sock *tftpSocket) *tftpServer {
+	ts := &tftpServer{srv: srv, sock: sock, transfers: map[netip.AddrPort]*tftpTransfer{}, in: make([]ipv4.Message, tftpBatch)}
+	var oob []byte
+	if sock.learnDst {
+		oob = ipv4.NewControlMessage(ipv4.FlagDst)
+	}
+	bufs := make([]byte, tftpBatch*tftpMaxRequest)
+	for i := range ts.in {
+		ts.in[i].Buffers = [][]byte{bufs[i*tftpMaxRequest : (i+1)*tftpMaxRequest]}
+		if oob != nil {
+			ts.in[i].OOB = make([]byte, len(oob))
+		}
+	}
+	return ts
+}
+
+// tftpTransfer is one read transfer.
 type tftpTransfer struct {
-	srv    *Server
 	remote netip.AddrPort
 	local  netip.Addr
+	addr   *net.UDPAddr // remote, as the batch writer takes it
+	oob    []byte       // the source address control message, when learnt
 	// request is the read request that started it, to tell a client's
 	// retransmitted request from a new one.
 	request []byte
 
-	mu       sync.Mutex
-	f        *os.File
-	blksize  int
-	timeout  time.Duration
-	block    uint16 // the block pkt carries and the ACK awaited (0: the OACK)
-	pkt      []byte // the packet last sent, for retransmission
-	final    bool   // pkt is the last DATA
-	started  bool   // the client acknowledged the first packet
-	sent     int64  // bytes acknowledged
-	tries    int
-	timer    *time.Timer
-	ahead    []byte // read-ahead buffer: ahead[pos:end] is read and not yet acknowledged
-	pos      int
-	end      int
-	eof      bool
-	ev       Event
-	start    time.Time
-	finished bool
+	f       *os.File
+	blksize int
+	timeout time.Duration
+	block   uint16   // the block in flight and the ACK awaited (0: the OACK)
+	hdr     [4]byte  // the DATA header
+	pkt     [][]byte // the packet in flight: the OACK, or hdr and its data
+	final   bool     // pkt is the last DATA
+	started bool     // the client acknowledged the first packet
+	sent    int64    // bytes acknowledged
+	tries   int
+	due     time.Time // when pkt is sent again unless acknowledged
+	queued  bool      // pkt is in the batch flush writes next
+	ahead   []byte    // read-ahead buffer: ahead[pos:end] is read and not yet acknowledged
+	pos     int
+	end     int
+	eof     bool
+	ev      Event
+	start   time.Time
 }
 
-// serveTFTP reads the TFTP socket until Stop closes it.
-func (s *Server) serveTFTP() {
-	buf := make([]byte, 65536)
+// serve reads the TFTP socket until Stop closes it, then ends the transfers.
+func (ts *tftpServer) serve() {
+	defer ts.stopAll()
 	for {
-		n, from, local, err := s.tftpSock.read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Debug("tftp read failed", "err", err)
-			continue
+		if err := ts.armDeadline(); err != nil {
+			ts.srv.log.Error("tftp set read deadline failed", "err", err)
+			return
 		}
-		s.handleTFTPPacket(buf[:n], from, local)
+		// In lock step each transfer has at most one ACK on its way, so a
+		// bigger batch only costs setting up the slots it leaves empty.
+		n, err := ts.sock.pc.ReadBatch(ts.in[:min(len(ts.in), len(ts.transfers)+8)], 0)
+		ts.now = time.Now()
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case err != nil:
+			ts.srv.log.Debug("tftp read failed", "err", err)
+		}
+		for i := range max(n, 0) {
+			m := &ts.in[i]
+			from, local, ok := ts.sock.received(m)
+			if !ok {
+				continue
+			}
+			b := m.Buffers[0][:m.N]
+			if m.Flags&unix.MSG_TRUNC != 0 {
+				ts.refuseTruncated(b, from, local)
+				continue
+			}
+			ts.handle(b, from, local)
+		}
+		if !ts.due.IsZero() && !ts.now.Before(ts.due) {
+			ts.resend()
+		}
+		ts.flush()
 	}
 }
 
-// handleTFTPPacket starts a transfer for a request, advances a transfer on
-// its ACK or ends it on its ERROR, and ignores everything else: an unknown
-// sender gets no answer it could use to amplify.
-func (s *Server) handleTFTPPacket(b []byte, from netip.AddrPort, local netip.Addr) {
+// armDeadline makes the next read return by the time a transfer is due to
+// be sent again, and block when none runs.
+func (ts *tftpServer) armDeadline() error {
+	if ts.due.Equal(ts.deadline) {
+		return nil
+	}
+	ts.deadline = ts.due
+	return ts.sock.conn.SetReadDeadline(ts.due)
+}
+
+// handle starts a transfer for a request, advances a transfer on its ACK or
+// ends it on its ERROR, and ignores everything else: an unknown sender gets
+// no answer it could use to amplify. Answers go into the batch flush writes.
+func (ts *tftpServer) handle(b []byte, from netip.AddrPort, local netip.Addr) {
 	if len(b) < 4 {
 		return
 	}
 	switch op := binary.BigEndian.Uint16(b); op {
 	case tftpRRQ, tftpWRQ:
-		s.tftpRequest(op, b, from, local)
+		ts.request(op, b, from, local)
 	case tftpACK, tftpERROR:
-		s.tftp.mu.Lock()
-		t := s.tftp.m[from]
-		s.tftp.mu.Unlock()
+		t := ts.transfers[from]
 		if t == nil {
 			return
 		}
-		var done bool
-		if op == tftpACK {
-			done = t.ack(binary.BigEndian.Uint16(b[2:]))
-		} else {
-			done = t.finish(fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(b[2:]), clip(cString(b[4:]), maxEchoBytes)))
+		if op == tftpERROR {
+			ts.finish(t, fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(b[2:]), clip(cString(b[4:]), maxEchoBytes)))
+			return
 		}
-		if done {
-			s.forgetTFTP(t)
-		}
+		ts.ack(t, binary.BigEndian.Uint16(b[2:]))
 	}
 }
 
-// tftpRequest handles a read or write request from from.
-func (s *Server) tftpRequest(op uint16, b []byte, from netip.AddrPort, local netip.Addr) {
-	s.tftp.mu.Lock()
-	old := s.tftp.m[from]
-	if old != nil {
-		old.mu.Lock()
-		retransmitted := op == tftpRRQ && !old.started && bytes.Equal(old.request, b)
-		old.mu.Unlock()
-		if retransmitted {
+// refuseTruncated answers a request longer than the read buffer, which
+// cannot be parsed, with an ERROR; anything else that long is no TFTP packet
+// this server awaits.
+func (ts *tftpServer) refuseTruncated(b []byte, from netip.AddrPort, local netip.Addr) {
+	if op := binary.BigEndian.Uint16(b); op == tftpRRQ || op == tftpWRQ {
+		ts.refuse(op, cString(b[2:]), errTFTPTooLong, from, local)
+	}
+}
+
+// request handles a read or write request from from.
+func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local netip.Addr) {
+	s := ts.srv
+	if old := ts.transfers[from]; old != nil {
+		if op == tftpRRQ && !old.started && bytes.Equal(old.request, b) {
 			// The client sent its request again before it saw our first
-			// answer; that transfer's timer sends the answer again.
-			s.tftp.mu.Unlock()
+			// answer; the retransmission timer sends the answer again.
 			return
 		}
-		delete(s.tftp.m, from)
-	}
-	s.tftp.mu.Unlock()
-	if old != nil {
 		// A new request from the port of a running transfer: the client
 		// has given that transfer up (or missed its end): serve the new one.
-		old.finish(errTFTPSuperseded)
+		ts.finish(old, errTFTPSuperseded)
 	}
 	req, perr := parseTFTPRequest(b[2:])
 	if op == tftpWRQ || perr != nil {
-		s.tftpRefuse(op, req.name, perr, from, local)
+		ts.refuse(op, req.name, perr, from, local)
 		return
 	}
-	t := &tftpTransfer{srv: s, remote: from, local: local, request: append([]byte(nil), b...), start: time.Now()}
+	t := &tftpTransfer{
+		remote: from, local: local, addr: net.UDPAddrFromAddrPort(from), oob: ts.sock.sourceOOB(local),
+		request: append([]byte(nil), b...), start: ts.now,
+	}
 	t.ev = Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: req.name, Remote: from.String(), MAC: s.macForRemote(from.Addr())}
 	f, fi, err := s.files.open(req.name)
 	if err != nil {
@@ -244,48 +316,52 @@ func (s *Server) tftpRequest(op uint16, b []byte, from netip.AddrPort, local net
 		// The error goes back to the client in an ERROR packet: quote
 		// only a bounded part of the name it sent.
 		code, msg := tftpReadError(req.name, err)
-		s.sendTFTPError(code, msg, from, local)
+		ts.sendError(code, msg, from, local)
 		return
 	}
 	t.f = f
-	s.tftp.mu.Lock()
-	s.tftp.m[from] = t
-	s.tftp.mu.Unlock()
-	t.mu.Lock()
-	t.timer = time.AfterFunc(time.Hour, t.expire)
-	err = t.begin(fi.Size(), req.options)
-	t.mu.Unlock()
-	if err != nil && t.finish(err) {
-		s.forgetTFTP(t)
+	ts.transfers[from] = t
+	if err := ts.begin(t, fi.Size(), req.options); err != nil {
+		ts.finish(t, err)
 	}
 }
 
-// forgetTFTP removes a finished transfer, unless a new one has its place.
-func (s *Server) forgetTFTP(t *tftpTransfer) {
-	s.tftp.mu.Lock()
-	if s.tftp.m[t.remote] == t {
-		delete(s.tftp.m, t.remote)
-	}
-	s.tftp.mu.Unlock()
-}
-
-// stopTFTP ends every running transfer; Stop calls it after closing the socket.
-func (s *Server) stopTFTP() {
-	s.tftp.mu.Lock()
-	running := make([]*tftpTransfer, 0, len(s.tftp.m))
-	for _, t := range s.tftp.m {
-		running = append(running, t)
-	}
-	clear(s.tftp.m)
-	s.tftp.mu.Unlock()
-	for _, t := range running {
-		t.finish(errTFTPStopped)
+// resend sends again every packet not acknowledged in time, gives up the
+// transfers that were sent theirs tftpRetries times, and finds the next due
+// time.
+func (ts *tftpServer) resend() {
+	ts.due = time.Time{}
+	for _, t := range ts.transfers {
+		if ts.now.Before(t.due) {
+			ts.setDue(t.due)
+			continue
+		}
+		if t.tries == tftpRetries {
+			ts.finish(t, fmt.Errorf("no acknowledgement of block %d after %d tries", t.block, tftpRetries+1))
+			continue
+		}
+		t.tries++
+		ts.send(t)
 	}
 }
 
-// tftpRefuse answers a write request or a malformed request with an ERROR, and records it.
-func (s *Server) tftpRefuse(op uint16, name string, perr error, from netip.AddrPort, local netip.Addr) {
-	ev := Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: name, Remote: from.String(), MAC: s.macForRemote(from.Addr())}
+// setDue moves the loop's next wake-up to at, if that is sooner.
+func (ts *tftpServer) setDue(at time.Time) {
+	if ts.due.IsZero() || at.Before(ts.due) {
+		ts.due = at
+	}
+}
+
+// stopAll ends every running transfer; the loop calls it when the socket is closed.
+func (ts *tftpServer) stopAll() {
+	for _, t := range ts.transfers {
+		ts.finish(t, errTFTPStopped)
+	}
+}
+
+// refuse answers a write request or a malformed request with an ERROR, and records it.
+func (ts *tftpServer) refuse(op uint16, name string, perr error, from netip.AddrPort, local netip.Addr) {
+	ev := Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: name, Remote: from.String(), MAC: ts.srv.macForRemote(from.Addr())}
 	code, msg := uint16(tftpErrAccess), errWriteRefused.Error()
 	if op == tftpWRQ {
 		ev.Reason, ev.Detail = errWriteRefused.Error(), "write request"
@@ -293,15 +369,16 @@ func (s *Server) tftpRefuse(op uint16, name string, perr error, from netip.AddrP
 		code, msg = tftpErrIllegal, "malformed request: "+perr.Error()
 		ev.Reason = msg
 	}
-	s.events.record(ev)
-	s.sendTFTPError(code, msg, from, local)
+	ts.srv.events.record(ev)
+	ts.sendError(code, msg, from, local)
 }
 
-func (s *Server) sendTFTPError(code uint16, msg string, to netip.AddrPort, local netip.Addr) {
+// sendError sends an ERROR packet at once: errors are rare, and end what they answer.
+func (ts *tftpServer) sendError(code uint16, msg string, to netip.AddrPort, local netip.Addr) {
 	pkt := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, tftpERROR), code)
 	pkt = append(append(pkt, msg...), 0)
-	if err := s.tftpSock.write(pkt, to, local); err != nil {
-		s.log.Debug("tftp send error packet failed", "to", to, "err", err)
+	if err := ts.sock.write(pkt, to, local); err != nil {
+		ts.srv.log.Debug("tftp send error packet failed", "to", to, "err", err)
 	}
 }
 
@@ -349,8 +426,7 @@ func tftpReadError(name string, err error) (uint16, string) {
 
 // begin negotiates the options the client asked for (RFC 2347) and sends
 // the OACK, or the first block when there is nothing to acknowledge.
-// Called with t.mu held.
-func (t *tftpTransfer) begin(size int64, options [][2]string) error {
+func (ts *tftpServer) begin(t *tftpTransfer, size int64, options [][2]string) error {
 	t.blksize, t.timeout = 512, tftpTimeout
 	var oack []byte
 	for _, o := range options {
@@ -369,113 +445,108 @@ func (t *tftpTransfer) begin(size int64, options [][2]string) error {
 		}
 		oack = append(append(append(append(oack, name...), 0), value...), 0)
 	}
-	// The file is read tftpReadAhead blocks at a time: one read per
+	// The file is read up to tftpReadAhead blocks at a time: one read per
 	// block would cost as many system calls as the sends.
-	t.ahead = make([]byte, tftpReadAhead*t.blksize)
-	t.pkt = make([]byte, 4, 4+max(t.blksize, len(oack)))
+	t.ahead = make([]byte, min(tftpReadAhead, size/int64(t.blksize)+1)*int64(t.blksize))
+	binary.BigEndian.PutUint16(t.hdr[:], tftpDATA)
+	t.pkt = [][]byte{t.hdr[:], nil}
 	if oack != nil {
-		binary.BigEndian.PutUint16(t.pkt, tftpOACK)
-		t.pkt = append(t.pkt, oack...)
+		t.pkt = [][]byte{append([]byte{0, tftpOACK}, oack...)}
 		t.block = 0
-		t.send()
+		ts.send(t)
 		return nil
 	}
 	t.started = true
-	return t.next(1)
+	return ts.next(t, 1)
 }
 
-// next puts block into pkt and sends it. Called with t.mu held.
-func (t *tftpTransfer) next(block uint16) error {
+// next makes block the packet in flight and sends it.
+func (ts *tftpServer) next(t *tftpTransfer, block uint16) error {
 	if t.end-t.pos < t.blksize && !t.eof {
 		// Move the short rest to the front and fill the buffer behind it.
 		t.end = copy(t.ahead, t.ahead[t.pos:t.end])
 		t.pos = 0
 		n, err := t.f.ReadAt(t.ahead[t.end:], t.sent+int64(t.end))
 		if err != nil && !errors.Is(err, io.EOF) {
-			t.srv.sendTFTPError(tftpErrUndefined, "read error", t.remote, t.local)
+			ts.sendError(tftpErrUndefined, "read error", t.remote, t.local)
 			return err
 		}
 		t.end += n
 		t.eof = err != nil || t.end < len(t.ahead)
 	}
-	t.pkt = t.pkt[:4+t.blksize]
-	binary.BigEndian.PutUint16(t.pkt, tftpDATA)
-	binary.BigEndian.PutUint16(t.pkt[2:], block)
-	n := copy(t.pkt[4:], t.ahead[t.pos:t.end])
-	t.pkt = t.pkt[:4+n]
-	t.block, t.final = block, n < t.blksize
-	t.send()
+	binary.BigEndian.PutUint16(t.hdr[2:], block)
+	data := t.ahead[t.pos:min(t.end, t.pos+t.blksize)]
+	t.pkt = append(t.pkt[:0], t.hdr[:], data)
+	t.block, t.final = block, len(data) < t.blksize
+	ts.send(t)
 	return nil
 }
 
-// send sends pkt and arms the timer. Called with t.mu held.
-func (t *tftpTransfer) send() {
-	if err := t.srv.tftpSock.write(t.pkt, t.remote, t.local); err != nil {
-		t.srv.log.Debug("tftp send failed", "to", t.remote, "err", err)
+// send queues the packet in flight for flush and times its retransmission.
+func (ts *tftpServer) send(t *tftpTransfer) {
+	if !t.queued {
+		t.queued = true
+		ts.out = append(ts.out, ipv4.Message{Buffers: t.pkt, OOB: t.oob, Addr: t.addr})
+		ts.queued = append(ts.queued, t)
 	}
-	t.timer.Reset(t.timeout)
+	t.due = ts.now.Add(t.timeout)
+	ts.setDue(t.due)
 }
 
-// ack takes the client's acknowledgement of block and sends the next one;
-// it reports whether the transfer is over. ACKs of other blocks are
-// ignored: answering them would double every packet after a late one (the
-// Sorcerer's Apprentice syndrome).
-func (t *tftpTransfer) ack(block uint16) bool {
-	t.mu.Lock()
-	if t.finished || block != t.block {
-		t.mu.Unlock()
-		return false
+// flush writes the answers queued in this turn, all in as few system calls
+// as the kernel takes them.
+func (ts *tftpServer) flush() {
+	out := ts.out
+	for len(out) > 0 {
+		n, err := ts.sock.pc.WriteBatch(out, 0)
+		if err != nil {
+			// The first packet could not go (its client's address may have
+			// become unreachable): skip it, a retransmission may still do.
+			ts.srv.log.Debug("tftp send failed", "to", out[max(n, 0)].Addr, "err", err)
+			n = max(n, 0) + 1
+		}
+		out = out[n:]
+	}
+	for i, t := range ts.queued {
+		t.queued = false
+		ts.queued[i] = nil
+	}
+	clear(ts.out)
+	ts.out, ts.queued = ts.out[:0], ts.queued[:0]
+}
+
+// ack takes the client's acknowledgement of block and sends the next one.
+// ACKs of other blocks are ignored: answering them would double every
+// packet after a late one (the Sorcerer's Apprentice syndrome).
+func (ts *tftpServer) ack(t *tftpTransfer, block uint16) {
+	if block != t.block {
+		return
+	}
+	if t.queued {
+		// The packet acknowledged, sent again by resend, is still waiting
+		// in this turn's batch: write it before its buffers change.
+		ts.flush()
 	}
 	t.tries = 0
 	if t.started {
-		n := len(t.pkt) - 4
+		n := len(t.pkt[1])
 		t.sent += int64(n)
 		t.pos += n
 	}
 	t.started = true
-	var err error
-	if !t.final {
-		err = t.next(block + 1) // wraps to 0 after 65535, as iPXE expects
-		if err == nil {
-			t.mu.Unlock()
-			return false
-		}
-	}
-	t.mu.Unlock()
-	return t.finish(err)
-}
-
-// expire is the timer: it sends the unacknowledged packet again, or gives
-// the transfer up after tftpRetries.
-func (t *tftpTransfer) expire() {
-	t.mu.Lock()
-	if t.finished {
-		t.mu.Unlock()
+	if t.final {
+		ts.finish(t, nil)
 		return
 	}
-	if t.tries < tftpRetries {
-		t.tries++
-		t.send()
-		t.mu.Unlock()
-		return
-	}
-	t.mu.Unlock()
-	if t.finish(fmt.Errorf("no acknowledgement of block %d after %d tries", t.block, tftpRetries+1)) {
-		t.srv.forgetTFTP(t)
+	if err := ts.next(t, block+1); err != nil { // wraps to 0 after 65535, as iPXE expects
+		ts.finish(t, err)
 	}
 }
 
-// finish ends the transfer once, records it and reports whether this call
-// ended it.
-func (t *tftpTransfer) finish(err error) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.finished {
-		return false
-	}
-	t.finished = true
-	if t.timer != nil {
-		t.timer.Stop()
+// finish ends the transfer and records it.
+func (ts *tftpServer) finish(t *tftpTransfer, err error) {
+	if ts.transfers[t.remote] == t {
+		delete(ts.transfers, t.remote)
 	}
 	t.f.Close()
 	t.ev.Bytes = t.sent
@@ -483,8 +554,7 @@ func (t *tftpTransfer) finish(err error) bool {
 	if err != nil {
 		t.ev.Reason = fmt.Sprintf("transfer %s: %v", t.ev.Path, err)
 	}
-	t.srv.events.record(t.ev)
-	return true
+	ts.srv.events.record(t.ev)
 }
 
 // cString is b up to its first NUL.

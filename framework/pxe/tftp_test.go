@@ -346,3 +346,24 @@ func TestTFTPTransferSurvivesLostACK(t *testing.T) {
 		t.Errorf("transfer recorded as %+v, want complete", ev)
 	}
 }
+
+// newLooplessTFTPServer is a TFTP side for srv on a loopback socket of its
+// own that no loop reads: the test drives it through handle, resend and
+// flush, one turn at a time, as the loop would.
+func newLooplessTFTPServer(tb testing.TB, srv *Server) *tftpServer {
+	tb.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sock, err := newTFTPSocket(conn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ts := newTFTPServer(srv, sock)
+	tb.Cleanup(func() {
+		ts.stopAll()
+		conn.Close()
+	})
+	return ts
+}
