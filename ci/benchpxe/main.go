@@ -9,9 +9,9 @@
 //     asks, against ours and against dnsmasq;
 //   - HTTP: TRANSFERS concurrent 10 MiB downloads from ours.
 //
-// Layout: a hub namespace holds a bridge with dnsmasq on its address (198.18.0.2/20); our server
-// (in-process, framework/pxe with Config.Netns) and the clients sit in namespaces of their own,
-// joined to the bridge by veth pairs. No address exists outside these namespaces.
+// Layout: a hub namespace holds a bridge; our server (fixtures/pxe-server, or framework/pxe in
+// this process with -cpuprofile), dnsmasq and the clients sit in namespaces of their own, each
+// joined to the bridge by a veth pair. No address exists outside these namespaces.
 //
 // It prints each phase, the load average before and after, and ends with one line:
 //
@@ -139,7 +139,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	fmt.Printf("benchpxe: dhcp ours: %d clients, %d leases, %d duplicate addresses, %.2fs\n", o.clients, r.dhcpLeases, r.dhcpDups, r.dhcpS)
 
-	dnsmasq, err := lab.StartDnsmasq(ctx, bn.seg, lab.DnsmasqConfig{
+	dnsmasq, err := lab.StartDnsmasq(ctx, bn.dnsmasqSegment(), lab.DnsmasqConfig{
 		MAC: reservationMAC(0), IP: reservationIP(0),
 		Kernel: filepath.Join(dir, payloadName), Initrd: filepath.Join(dir, initrdName),
 		// dnsmasq serves at most 50 transfers at once unless told otherwise.
@@ -196,7 +196,7 @@ func run(ctx context.Context, o options) (err error) {
 				if err != nil {
 					return fmt.Errorf("tftp %s, %d concurrent: %w", tgt.name, n, err)
 				}
-				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.2fs, server CPU %.2fs (client timeouts: %d)\n", tgt.name, n, secs, cpu, timeouts)
+				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.3fs, server CPU %.2fs (client timeouts: %d)\n", tgt.name, n, secs, cpu, timeouts)
 				times[tgt.name] = append(times[tgt.name], secs)
 				cpus[tgt.name] = append(cpus[tgt.name], cpu)
 			}
@@ -242,7 +242,7 @@ func (r *result) setTFTP(n int, who string, secs float64) {
 }
 
 func (r *result) line(n int) string {
-	return fmt.Sprintf("dhcp_clients=%d dhcp_leases=%d dhcp_dups=%d dhcp_s=%.2f tftp1_ours=%.2f tftp1_dnsmasq=%.2f tftp1_ratio=%.2f tftp%d_ours=%.2f tftp%d_dnsmasq=%.2f tftp%d_ratio=%.2f tftp%d_cpu_ours=%.2f tftp%d_cpu_dnsmasq=%.2f http%d_s=%.2f",
+	return fmt.Sprintf("dhcp_clients=%d dhcp_leases=%d dhcp_dups=%d dhcp_s=%.2f tftp1_ours=%.3f tftp1_dnsmasq=%.3f tftp1_ratio=%.2f tftp%d_ours=%.2f tftp%d_dnsmasq=%.2f tftp%d_ratio=%.2f tftp%d_cpu_ours=%.2f tftp%d_cpu_dnsmasq=%.2f http%d_s=%.2f",
 		r.dhcpClients, r.dhcpLeases, r.dhcpDups, r.dhcpS,
 		r.tftp1Ours, r.tftp1Dnsmasq, r.tftp1Ours/r.tftp1Dnsmasq,
 		n, r.tftpNOurs, n, r.tftpNDnsmasq, n, r.tftpNOurs/r.tftpNDnsmasq,
