@@ -78,8 +78,8 @@ func run(ctx context.Context, o options) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root to create network namespaces")
 	}
-	if o.clients < 1 || o.clients > 4000 || o.transfers < 1 || o.size < 1 {
-		return fmt.Errorf("want 1 to 4000 DHCP clients (got %d), at least one transfer (got %d) and a payload", o.clients, o.transfers)
+	if o.clients < 1 || o.clients > 4000 || o.transfers < 2 || o.size < 1 {
+		return fmt.Errorf("want 1 to 4000 DHCP clients (got %d), at least two concurrent transfers (got %d) and a payload", o.clients, o.transfers)
 	}
 	if _, err := lab.Sweep(ctx); err != nil {
 		fmt.Println("benchpxe: sweeping namespaces of dead runs:", err)
@@ -196,7 +196,7 @@ func run(ctx context.Context, o options) (err error) {
 				if err != nil {
 					return fmt.Errorf("tftp %s, %d concurrent: %w", tgt.name, n, err)
 				}
-				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.3fs, server CPU %.2fs (client timeouts: %d)\n", tgt.name, n, secs, cpu, timeouts)
+				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.3fs, server CPU %.3fs (client timeouts: %d)\n", tgt.name, n, secs, cpu, timeouts)
 				times[tgt.name] = append(times[tgt.name], secs)
 				cpus[tgt.name] = append(cpus[tgt.name], cpu)
 			}
@@ -304,23 +304,29 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// cpuSeconds is the user and system CPU time process pid has used, from /proc/<pid>/stat (in
-// clock ticks of 1/100 s, Linux's USER_HZ); 0 when pid is 0 or unreadable.
+// cpuSeconds is the CPU time process pid's threads have used, from the scheduler's account in
+// /proc/<pid>/task/*/schedstat (nanoseconds; /proc/<pid>/stat counts in hundredths of a second,
+// too coarse for one transfer); 0 when pid is 0 or unreadable.
 func cpuSeconds(pid int) float64 {
 	if pid == 0 {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil {
 		return 0
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
+	var ns int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread has ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[0], 10, 64)
+		ns += v
 	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100
+	return float64(ns) / 1e9
 }

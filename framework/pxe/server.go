@@ -27,7 +27,6 @@ type Server struct {
 	baseURL string
 
 	dhcpConn *net.UDPConn
-	tftpConn *net.UDPConn
 	tftp     *tftpServer
 	httpLn   net.Listener
 	httpSrv  *http.Server
@@ -42,7 +41,7 @@ type Server struct {
 // sockets is what Start opens inside the network namespace.
 type sockets struct {
 	dhcp *net.UDPConn
-	tftp *net.UDPConn
+	tftp *tftpSocket
 	http net.Listener
 	ra   *raSender
 }
@@ -52,7 +51,7 @@ func (s *sockets) close() {
 		s.dhcp.Close()
 	}
 	if s.tftp != nil {
-		s.tftp.Close()
+		s.tftp.close()
 	}
 	if s.http != nil {
 		s.http.Close()
@@ -106,7 +105,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		events:   newEventLog(log),
 		files:    files,
 		dhcpConn: socks.dhcp,
-		tftpConn: socks.tftp,
 		httpLn:   socks.http,
 		ra:       socks.ra,
 		done:     make(chan struct{}),
@@ -129,12 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.serveDHCP()
 	}()
 
-	tftpSock, err := newTFTPSocket(s.tftpConn)
-	if err != nil {
-		s.Stop(ctx)
-		return nil, fmt.Errorf("start tftp on %s: %w", st.TFTPAddr, err)
-	}
-	s.tftp = newTFTPServer(s, tftpSock)
+	s.tftp = newTFTPServer(s, socks.tftp)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -230,12 +223,10 @@ func openSockets(ctx context.Context, st *settings, socks *sockets) error {
 	if socks.dhcp, err = listenDHCP(ctx, st.Interface, st.DHCPAddr); err != nil {
 		return fail("DHCPAddr", st.DHCPAddr, "listen", err)
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp4", tftpBindAddr(st))
-	if err != nil {
+	if socks.tftp, err = listenTFTP(tftpBindAddr(st)); err != nil {
 		return fail("TFTPAddr", st.TFTPAddr, "listen on "+tftpBindAddr(st), err)
 	}
-	socks.tftp = pc.(*net.UDPConn)
+	var lc net.ListenConfig
 	if socks.http, err = lc.Listen(ctx, "tcp", st.HTTPAddr); err != nil {
 		return fail("HTTPAddr", st.HTTPAddr, "listen", err)
 	}
@@ -296,7 +287,7 @@ func (s *Server) stop(ctx context.Context) error {
 		s.httpLn.Close()
 	}
 	// Closing the socket ends the TFTP loop, which ends its transfers.
-	s.tftpConn.Close()
+	s.tftp.sock.shutdown()
 	s.dhcpConn.Close()
 	if s.ra != nil {
 		s.ra.close()
@@ -349,7 +340,7 @@ func (s *Server) HTTPAddr() netip.AddrPort {
 
 // TFTPAddr returns the address the TFTP server listens on.
 func (s *Server) TFTPAddr() netip.AddrPort {
-	return addrPort(s.tftpConn.LocalAddr())
+	return s.tftp.sock.local
 }
 
 // DHCPAddr returns the address the DHCP server listens on.

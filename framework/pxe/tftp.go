@@ -37,7 +37,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,58 +85,6 @@ var (
 	errTFTPTooLong    = fmt.Errorf("longer than %d bytes", tftpMaxRequest)
 )
 
-// tftpSocket is the one socket TFTP uses for requests and every transfer.
-// Bound to the unspecified address (Config.ServeAllAddrs) it learns each
-// request's destination and answers from it, as clients expect.
-type tftpSocket struct {
-	conn *net.UDPConn
-	pc   *ipv4.PacketConn
-	// learnDst: datagrams carry their destination address in control messages.
-	learnDst bool
-}
-
-func newTFTPSocket(conn *net.UDPConn) (*tftpSocket, error) {
-	s := &tftpSocket{conn: conn, pc: ipv4.NewPacketConn(conn)}
-	if ap := addrPort(conn.LocalAddr()); ap.Addr().IsUnspecified() {
-		if err := s.pc.SetControlMessage(ipv4.FlagDst, true); err != nil {
-			return nil, fmt.Errorf("ask for destination addresses on %s: %w", ap, err)
-		}
-		s.learnDst = true
-	}
-	return s, nil
-}
-
-// received returns the sender of a datagram read into m and, when the
-// socket learns destinations, the local address it was sent to.
-func (s *tftpSocket) received(m *ipv4.Message) (from netip.AddrPort, local netip.Addr, ok bool) {
-	ua, _ := m.Addr.(*net.UDPAddr)
-	if ua == nil {
-		return from, local, false
-	}
-	if s.learnDst && m.NN > 0 {
-		var cm ipv4.ControlMessage
-		if cm.Parse(m.OOB[:m.NN]) == nil {
-			local, _ = netip.AddrFromSlice(cm.Dst.To4())
-		}
-	}
-	return ua.AddrPort(), local, true
-}
-
-// sourceOOB is the control message that makes a datagram leave from local;
-// nil when the socket is bound to one address.
-func (s *tftpSocket) sourceOOB(local netip.Addr) []byte {
-	if !s.learnDst || !local.IsValid() {
-		return nil
-	}
-	return (&ipv4.ControlMessage{Src: local.AsSlice()}).Marshal()
-}
-
-// write sends b to to, from local when it is known.
-func (s *tftpSocket) write(b []byte, to netip.AddrPort, local netip.Addr) error {
-	_, err := s.pc.WriteBatch([]ipv4.Message{{Buffers: [][]byte{b}, OOB: s.sourceOOB(local), Addr: net.UDPAddrFromAddrPort(to)}}, 0)
-	return err
-}
-
 // tftpServer is the TFTP side of a Server. Its loop is the only goroutine
 // that touches it.
 type tftpServer struct {
@@ -146,40 +93,25 @@ type tftpServer struct {
 	// transfers are the running ones by the client's address and port (its
 	// transfer identifier).
 	transfers map[netip.AddrPort]*tftpTransfer
-	in        []ipv4.Message // the read batch, each with its own buffer
-	out       []ipv4.Message // the answers of this turn, written together by flush
+	out       []tftpDatagram // the answers of this turn, written together by flush
 	queued    []*tftpTransfer
 	// now is when this turn's datagrams were read; sends are timed from it.
 	now time.Time
 	// due is the earliest time a transfer may need sending again (zero
-	// when none runs): the socket's read deadline, so that the loop wakes
-	// for it.
-	due      time.Time
-	deadline time.Time // the read deadline set on the socket
+	// when none runs): the loop's wait for datagrams ends then.
+	due time.Time
 }
 
 func newTFTPServer(srv *Server, sock *tftpSocket) *tftpServer {
-	ts := &tftpServer{srv: srv, sock: sock, transfers: map[netip.AddrPort]*tftpTransfer{}, in: make([]ipv4.Message, tftpBatch)}
-	var oob []byte
-	if sock.learnDst {
-		oob = ipv4.NewControlMessage(ipv4.FlagDst)
-	}
-	bufs := make([]byte, tftpBatch*tftpMaxRequest)
-	for i := range ts.in {
-		ts.in[i].Buffers = [][]byte{bufs[i*tftpMaxRequest : (i+1)*tftpMaxRequest]}
-		if oob != nil {
-			ts.in[i].OOB = make([]byte, len(oob))
-		}
-	}
-	return ts
+	return &tftpServer{srv: srv, sock: sock, transfers: map[netip.AddrPort]*tftpTransfer{}}
 }
 
 // tftpTransfer is one read transfer.
 type tftpTransfer struct {
 	remote netip.AddrPort
 	local  netip.Addr
-	addr   *net.UDPAddr // remote, as the batch writer takes it
-	oob    []byte       // the source address control message, when learnt
+	to     unix.RawSockaddrInet4 // remote, as the kernel takes it
+	dgram  tftpDatagram          // the packet in flight: the OACK, or hdr and its data
 	// request is the read request that started it, to tell a client's
 	// retransmitted request from a new one.
 	request []byte
@@ -188,14 +120,13 @@ type tftpTransfer struct {
 	blksize int
 	timeout time.Duration
 	block   uint16   // the block in flight and the ACK awaited (0: the OACK)
-	hdr     [4]byte  // the DATA header
-	pkt     [][]byte // the packet in flight: the OACK, or hdr and its data
-	final   bool     // pkt is the last DATA
+	hdr     [4]byte // the DATA header
+	final   bool    // dgram is the last DATA
 	started bool     // the client acknowledged the first packet
 	sent    int64    // bytes acknowledged
 	tries   int
-	due     time.Time // when pkt is sent again unless acknowledged
-	queued  bool      // pkt is in the batch flush writes next
+	due     time.Time // when dgram is sent again unless acknowledged
+	queued  bool      // dgram is in the batch flush writes next
 	ahead   []byte    // read-ahead buffer: ahead[pos:end] is read and not yet acknowledged
 	pos     int
 	end     int
@@ -204,53 +135,42 @@ type tftpTransfer struct {
 	start   time.Time
 }
 
-// serve reads the TFTP socket until Stop closes it, then ends the transfers.
+// serve reads the TFTP socket until Stop shuts it, then ends the
+// transfers and closes it.
 func (ts *tftpServer) serve() {
+	defer ts.sock.close()
 	defer ts.stopAll()
 	for {
-		if err := ts.armDeadline(); err != nil {
-			ts.srv.log.Error("tftp set read deadline failed", "err", err)
+		if err := ts.sock.waitUntil(time.Now(), ts.due); err != nil {
+			ts.srv.log.Error("tftp stopped", "err", err)
 			return
 		}
 		// In lock step each transfer has at most one ACK on its way, so a
 		// bigger batch only costs setting up the slots it leaves empty.
-		n, err := ts.sock.pc.ReadBatch(ts.in[:min(len(ts.in), len(ts.transfers)+8)], 0)
+		n, err := ts.sock.receive(len(ts.transfers) + 8)
 		ts.now = time.Now()
 		switch {
 		case errors.Is(err, net.ErrClosed):
 			return
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, errTFTPWaitOver):
 		case err != nil:
-			ts.srv.log.Debug("tftp read failed", "err", err)
+			ts.srv.log.Debug("tftp receive failed", "err", err)
 		}
-		for i := range max(n, 0) {
-			m := &ts.in[i]
-			from, local, ok := ts.sock.received(m)
-			if !ok {
-				continue
-			}
-			b := m.Buffers[0][:m.N]
-			if m.Flags&unix.MSG_TRUNC != 0 {
+		for i := range n {
+			b, from, local, truncated := ts.sock.datagram(i)
+			switch {
+			case !from.IsValid():
+			case truncated:
 				ts.refuseTruncated(b, from, local)
-				continue
+			default:
+				ts.handle(b, from, local)
 			}
-			ts.handle(b, from, local)
 		}
 		if !ts.due.IsZero() && !ts.now.Before(ts.due) {
 			ts.resend()
 		}
 		ts.flush()
 	}
-}
-
-// armDeadline makes the next read return by the time a transfer is due to
-// be sent again, and block when none runs.
-func (ts *tftpServer) armDeadline() error {
-	if ts.due.Equal(ts.deadline) {
-		return nil
-	}
-	ts.deadline = ts.due
-	return ts.sock.conn.SetReadDeadline(ts.due)
 }
 
 // handle starts a transfer for a request, advances a transfer on its ACK or
@@ -303,10 +223,8 @@ func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local ne
 		ts.refuse(op, req.name, perr, from, local)
 		return
 	}
-	t := &tftpTransfer{
-		remote: from, local: local, addr: net.UDPAddrFromAddrPort(from), oob: ts.sock.sourceOOB(local),
-		request: append([]byte(nil), b...), start: ts.now,
-	}
+	t := &tftpTransfer{remote: from, local: local, to: sockaddr4(from), request: append([]byte(nil), b...), start: ts.now}
+	t.dgram = tftpDatagram{to: &t.to, oob: ts.sock.sourceOOB(local)}
 	t.ev = Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: req.name, Remote: from.String(), MAC: s.macForRemote(from.Addr())}
 	f, fi, err := s.files.open(req.name)
 	if err != nil {
@@ -449,9 +367,8 @@ func (ts *tftpServer) begin(t *tftpTransfer, size int64, options [][2]string) er
 	// block would cost as many system calls as the sends.
 	t.ahead = make([]byte, min(tftpReadAhead, size/int64(t.blksize)+1)*int64(t.blksize))
 	binary.BigEndian.PutUint16(t.hdr[:], tftpDATA)
-	t.pkt = [][]byte{t.hdr[:], nil}
 	if oack != nil {
-		t.pkt = [][]byte{append([]byte{0, tftpOACK}, oack...)}
+		t.dgram.bufs = [][]byte{append([]byte{0, tftpOACK}, oack...)}
 		t.block = 0
 		ts.send(t)
 		return nil
@@ -476,7 +393,7 @@ func (ts *tftpServer) next(t *tftpTransfer, block uint16) error {
 	}
 	binary.BigEndian.PutUint16(t.hdr[2:], block)
 	data := t.ahead[t.pos:min(t.end, t.pos+t.blksize)]
-	t.pkt = append(t.pkt[:0], t.hdr[:], data)
+	t.dgram.bufs = append(t.dgram.bufs[:0], t.hdr[:], data)
 	t.block, t.final = block, len(data) < t.blksize
 	ts.send(t)
 	return nil
@@ -486,27 +403,21 @@ func (ts *tftpServer) next(t *tftpTransfer, block uint16) error {
 func (ts *tftpServer) send(t *tftpTransfer) {
 	if !t.queued {
 		t.queued = true
-		ts.out = append(ts.out, ipv4.Message{Buffers: t.pkt, OOB: t.oob, Addr: t.addr})
+		ts.out = append(ts.out, t.dgram)
 		ts.queued = append(ts.queued, t)
 	}
 	t.due = ts.now.Add(t.timeout)
 	ts.setDue(t.due)
 }
 
-// flush writes the answers queued in this turn, all in as few system calls
-// as the kernel takes them.
+// flush writes the answers queued in this turn, as many per system call as
+// the kernel takes.
 func (ts *tftpServer) flush() {
-	out := ts.out
-	for len(out) > 0 {
-		n, err := ts.sock.pc.WriteBatch(out, 0)
-		if err != nil {
-			// The first packet could not go (its client's address may have
-			// become unreachable): skip it, a retransmission may still do.
-			ts.srv.log.Debug("tftp send failed", "to", out[max(n, 0)].Addr, "err", err)
-			n = max(n, 0) + 1
-		}
-		out = out[n:]
-	}
+	ts.sock.send(ts.out, func(d tftpDatagram, err error) {
+		// Its client's address may have become unreachable; a
+		// retransmission may still go.
+		ts.srv.log.Debug("tftp send failed", "err", err)
+	})
 	for i, t := range ts.queued {
 		t.queued = false
 		ts.queued[i] = nil
@@ -529,7 +440,7 @@ func (ts *tftpServer) ack(t *tftpTransfer, block uint16) {
 	}
 	t.tries = 0
 	if t.started {
-		n := len(t.pkt[1])
+		n := len(t.dgram.bufs[1])
 		t.sent += int64(n)
 		t.pos += n
 	}

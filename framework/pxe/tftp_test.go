@@ -352,18 +352,14 @@ func TestTFTPTransferSurvivesLostACK(t *testing.T) {
 // flush, one turn at a time, as the loop would.
 func newLooplessTFTPServer(tb testing.TB, srv *Server) *tftpServer {
 	tb.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sock, err := newTFTPSocket(conn)
+	sock, err := listenTFTP("127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ts := newTFTPServer(srv, sock)
 	tb.Cleanup(func() {
 		ts.stopAll()
-		conn.Close()
+		sock.close()
 	})
 	return ts
 }
