@@ -161,7 +161,8 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 	// Server CPU time is what load from elsewhere changes least: it is measured when each
-	// server is a process of its own.
+	// server is a process of its own. The clients' CPU (this process's) shows how much of the
+	// two cores the clients took beside the server.
 	pids := map[string]int{"ours": oursPID, "dnsmasq": dnsmasq.PID()}
 	r.cpuN = map[string]float64{}
 	tftpTargets := []struct {
@@ -186,9 +187,9 @@ func run(ctx context.Context, o options) (err error) {
 					}
 				}
 				timeouts := tftpClientTimeouts.Load()
-				cpu0 := cpuSeconds(pids[tgt.name])
+				cpu0, client0 := cpuSeconds(pids[tgt.name]), ownCPUSeconds()
 				secs, err := benchTFTP(ctx, bn, tgt.server, n, int64(o.size))
-				cpu := cpuSeconds(pids[tgt.name]) - cpu0
+				cpu, client := cpuSeconds(pids[tgt.name])-cpu0, ownCPUSeconds()-client0
 				timeouts = tftpClientTimeouts.Load() - timeouts
 				if prof != nil {
 					prof()
@@ -196,7 +197,7 @@ func run(ctx context.Context, o options) (err error) {
 				if err != nil {
 					return fmt.Errorf("tftp %s, %d concurrent: %w", tgt.name, n, err)
 				}
-				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.3fs, server CPU %.3fs (client timeouts: %d)\n", tgt.name, n, secs, cpu, timeouts)
+				fmt.Printf("benchpxe: tftp %-7s %3d concurrent: %.3fs, server CPU %.3fs, clients' CPU %.3fs (client timeouts: %d)\n", tgt.name, n, secs, cpu, client, timeouts)
 				times[tgt.name] = append(times[tgt.name], secs)
 				cpus[tgt.name] = append(cpus[tgt.name], cpu)
 			}
@@ -302,6 +303,15 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// ownCPUSeconds is the CPU time this process has used, its ended threads' included.
+func ownCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // cpuSeconds is the CPU time process pid's threads have used, from the scheduler's account in
