@@ -19,20 +19,19 @@ package pxe
 // transfer has one ACK outstanding), answers each ACK with the next block,
 // sends what is due again, and writes all the answers at once (sendmmsg).
 // Writing a turn's answers together also wakes each client's receiver once
-// for many packets. A DATA packet is its header and a slice of the
-// transfer's read-ahead buffer, sent as two pieces with no copy. Blocks go
-// in lock step, as the RFC asks.
+// for many packets. A DATA packet is its header and a slice of the file,
+// mapped into memory, sent as two pieces: the kernel copies the file's
+// bytes once, from the page cache into the packet. Blocks go in lock step,
+// as the RFC asks.
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -48,8 +47,6 @@ const (
 	tftpMaxBlockSize = 8192
 	tftpTimeout      = 2 * time.Second
 	tftpRetries      = 5
-	// tftpReadAhead is how many blocks a transfer reads from its file at once.
-	tftpReadAhead = 32
 	// tftpBatch is the most datagrams one turn of the loop reads at once.
 	tftpBatch = 64
 	// tftpMaxRequest is the longest datagram read whole: RFC 2347 limits a
@@ -69,10 +66,9 @@ const (
 
 // TFTP error codes (RFC 1350, 2347).
 const (
-	tftpErrUndefined = 0
-	tftpErrNotFound  = 1
-	tftpErrAccess    = 2
-	tftpErrIllegal   = 4
+	tftpErrNotFound = 1
+	tftpErrAccess   = 2
+	tftpErrIllegal  = 4
 )
 
 // errWriteRefused is what write requests get: the root is read-only.
@@ -95,6 +91,7 @@ type tftpServer struct {
 	transfers map[netip.AddrPort]*tftpTransfer
 	out       []tftpDatagram // the answers of this turn, written together by flush
 	queued    []*tftpTransfer
+	unmap     [][]byte // files of ended transfers, unmapped after flush
 	// now is when this turn's datagrams were read; sends are timed from it.
 	now time.Time
 	// due is the earliest time a transfer may need sending again (zero
@@ -116,21 +113,18 @@ type tftpTransfer struct {
 	// retransmitted request from a new one.
 	request []byte
 
-	f       *os.File
+	// file is the file's content, mapped (see mapFile).
+	file    []byte
 	blksize int
 	timeout time.Duration
-	block   uint16   // the block in flight and the ACK awaited (0: the OACK)
+	block   uint16  // the block in flight and the ACK awaited (0: the OACK)
 	hdr     [4]byte // the DATA header
 	final   bool    // dgram is the last DATA
-	started bool     // the client acknowledged the first packet
-	sent    int64    // bytes acknowledged
+	started bool    // the client acknowledged the first packet
+	sent    int     // bytes acknowledged
 	tries   int
 	due     time.Time // when dgram is sent again unless acknowledged
 	queued  bool      // dgram is in the batch flush writes next
-	ahead   []byte    // read-ahead buffer: ahead[pos:end] is read and not yet acknowledged
-	pos     int
-	end     int
-	eof     bool
 	ev      Event
 	start   time.Time
 }
@@ -226,7 +220,7 @@ func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local ne
 	t := &tftpTransfer{remote: from, local: local, to: sockaddr4(from), request: append([]byte(nil), b...), start: ts.now}
 	t.dgram = tftpDatagram{to: &t.to, oob: ts.sock.sourceOOB(local)}
 	t.ev = Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: req.name, Remote: from.String(), MAC: s.macForRemote(from.Addr())}
-	f, fi, err := s.files.open(req.name)
+	file, err := s.mapTFTPFile(req.name)
 	if err != nil {
 		t.ev.Reason = err.Error()
 		t.ev.Duration = time.Since(t.start)
@@ -237,11 +231,34 @@ func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local ne
 		ts.sendError(code, msg, from, local)
 		return
 	}
-	t.f = f
+	t.file = file
 	ts.transfers[from] = t
-	if err := ts.begin(t, fi.Size(), req.options); err != nil {
-		ts.finish(t, err)
+	ts.begin(t, req.options)
+}
+
+// mapTFTPFile maps the file name under the root for reading. Transfers hand
+// slices of it to the kernel to send and never read it themselves: the
+// file is copied once, straight into the packets, instead of into a buffer
+// first, and a file that shrinks meanwhile makes a send fail (EFAULT)
+// instead of the server fault. An empty file maps to nil.
+func (s *Server) mapTFTPFile(name string) ([]byte, error) {
+	f, fi, err := s.files.open(name)
+	if err != nil {
+		return nil, err
 	}
+	defer f.Close() // the mapping keeps what it needs
+	size := fi.Size()
+	if size == 0 {
+		return nil, nil
+	}
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("map %q: %d bytes is too large", name, size)
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("map %q: %w", name, err)
+	}
+	return b, nil
 }
 
 // resend sends again every packet not acknowledged in time, gives up the
@@ -270,11 +287,12 @@ func (ts *tftpServer) setDue(at time.Time) {
 	}
 }
 
-// stopAll ends every running transfer; the loop calls it when the socket is closed.
+// stopAll ends every running transfer; the loop calls it when the socket is shut.
 func (ts *tftpServer) stopAll() {
 	for _, t := range ts.transfers {
 		ts.finish(t, errTFTPStopped)
 	}
+	ts.flush()
 }
 
 // refuse answers a write request or a malformed request with an ERROR, and records it.
@@ -344,7 +362,7 @@ func tftpReadError(name string, err error) (uint16, string) {
 
 // begin negotiates the options the client asked for (RFC 2347) and sends
 // the OACK, or the first block when there is nothing to acknowledge.
-func (ts *tftpServer) begin(t *tftpTransfer, size int64, options [][2]string) error {
+func (ts *tftpServer) begin(t *tftpTransfer, options [][2]string) {
 	t.blksize, t.timeout = 512, tftpTimeout
 	var oack []byte
 	for _, o := range options {
@@ -355,7 +373,7 @@ func (ts *tftpServer) begin(t *tftpTransfer, size int64, options [][2]string) er
 			t.blksize = min(int(v), tftpMaxBlockSize)
 			value = strconv.Itoa(t.blksize)
 		case name == "tsize" && err == nil && v >= 0:
-			value = strconv.FormatInt(size, 10)
+			value = strconv.Itoa(len(t.file))
 		case name == "timeout" && err == nil && v >= 1 && v <= 255:
 			t.timeout = time.Duration(v) * time.Second
 		default:
@@ -363,40 +381,24 @@ func (ts *tftpServer) begin(t *tftpTransfer, size int64, options [][2]string) er
 		}
 		oack = append(append(append(append(oack, name...), 0), value...), 0)
 	}
-	// The file is read up to tftpReadAhead blocks at a time: one read per
-	// block would cost as many system calls as the sends.
-	t.ahead = make([]byte, min(tftpReadAhead, size/int64(t.blksize)+1)*int64(t.blksize))
 	binary.BigEndian.PutUint16(t.hdr[:], tftpDATA)
 	if oack != nil {
 		t.dgram.bufs = [][]byte{append([]byte{0, tftpOACK}, oack...)}
 		t.block = 0
 		ts.send(t)
-		return nil
+		return
 	}
 	t.started = true
-	return ts.next(t, 1)
+	ts.next(t, 1)
 }
 
 // next makes block the packet in flight and sends it.
-func (ts *tftpServer) next(t *tftpTransfer, block uint16) error {
-	if t.end-t.pos < t.blksize && !t.eof {
-		// Move the short rest to the front and fill the buffer behind it.
-		t.end = copy(t.ahead, t.ahead[t.pos:t.end])
-		t.pos = 0
-		n, err := t.f.ReadAt(t.ahead[t.end:], t.sent+int64(t.end))
-		if err != nil && !errors.Is(err, io.EOF) {
-			ts.sendError(tftpErrUndefined, "read error", t.remote, t.local)
-			return err
-		}
-		t.end += n
-		t.eof = err != nil || t.end < len(t.ahead)
-	}
+func (ts *tftpServer) next(t *tftpTransfer, block uint16) {
 	binary.BigEndian.PutUint16(t.hdr[2:], block)
-	data := t.ahead[t.pos:min(t.end, t.pos+t.blksize)]
+	data := t.file[t.sent:min(len(t.file), t.sent+t.blksize)]
 	t.dgram.bufs = append(t.dgram.bufs[:0], t.hdr[:], data)
 	t.block, t.final = block, len(data) < t.blksize
 	ts.send(t)
-	return nil
 }
 
 // send queues the packet in flight for flush and times its retransmission.
@@ -424,6 +426,15 @@ func (ts *tftpServer) flush() {
 	}
 	clear(ts.out)
 	ts.out, ts.queued = ts.out[:0], ts.queued[:0]
+	// Only now may the files of the transfers that ended go: a packet of
+	// theirs may have been in the batch.
+	for i, file := range ts.unmap {
+		if err := unix.Munmap(file); err != nil {
+			ts.srv.log.Error("tftp unmap failed", "err", err)
+		}
+		ts.unmap[i] = nil
+	}
+	ts.unmap = ts.unmap[:0]
 }
 
 // ack takes the client's acknowledgement of block and sends the next one.
@@ -434,24 +445,21 @@ func (ts *tftpServer) ack(t *tftpTransfer, block uint16) {
 		return
 	}
 	if t.queued {
-		// The packet acknowledged, sent again by resend, is still waiting
-		// in this turn's batch: write it before its buffers change.
+		// A client that acknowledges a block before it can have seen it
+		// (sent in this very turn) still gets it: write the batch before
+		// the block's header changes.
 		ts.flush()
 	}
 	t.tries = 0
 	if t.started {
-		n := len(t.dgram.bufs[1])
-		t.sent += int64(n)
-		t.pos += n
+		t.sent += len(t.dgram.bufs[1])
 	}
 	t.started = true
 	if t.final {
 		ts.finish(t, nil)
 		return
 	}
-	if err := ts.next(t, block+1); err != nil { // wraps to 0 after 65535, as iPXE expects
-		ts.finish(t, err)
-	}
+	ts.next(t, block+1) // wraps to 0 after 65535, as iPXE expects
 }
 
 // finish ends the transfer and records it.
@@ -459,8 +467,11 @@ func (ts *tftpServer) finish(t *tftpTransfer, err error) {
 	if ts.transfers[t.remote] == t {
 		delete(ts.transfers, t.remote)
 	}
-	t.f.Close()
-	t.ev.Bytes = t.sent
+	if t.file != nil {
+		ts.unmap = append(ts.unmap, t.file)
+		t.file = nil
+	}
+	t.ev.Bytes = int64(t.sent)
 	t.ev.Duration = time.Since(t.start)
 	if err != nil {
 		t.ev.Reason = fmt.Sprintf("transfer %s: %v", t.ev.Path, err)
