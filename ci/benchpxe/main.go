@@ -3,10 +3,12 @@
 //
 //   - DHCP: DHCPCLIENTS concurrent clients with distinct MACs, all on our allow-list, against
 //     ours (dnsmasq answers only its one reservation in the lab's configuration); leases obtained,
-//     duplicate addresses, seconds;
+//     duplicate addresses, seconds, requests the clients sent again, and requests the server's
+//     socket dropped (the drops column of /proc/net/udp in its namespace);
 //   - TFTP: one 10 MiB transfer (median of five, taken in turns), then TRANSFERS concurrent
 //     ones (median of three), each from a source port of its own with blksize 1468 as iPXE
-//     asks, against ours and against dnsmasq;
+//     asks, against ours and against dnsmasq; with each run the server's CPU time and the
+//     clients';
 //   - HTTP: TRANSFERS concurrent 10 MiB downloads from ours.
 //
 // Layout: a hub namespace holds a bridge; our server (fixtures/pxe-server, or framework/pxe in
@@ -15,8 +17,10 @@
 //
 // It prints each phase, the load average before and after, and ends with one line:
 //
-//	dhcp_clients=… dhcp_leases=… dhcp_dups=… dhcp_s=… tftp1_ours=… tftp1_dnsmasq=… tftp1_ratio=…
-//	tftp100_ours=… tftp100_dnsmasq=… tftp100_ratio=… http100_s=…
+//	dhcp_clients=… dhcp_leases=… dhcp_dups=… dhcp_s=… dhcp_retransmits=… dhcp_drops=…
+//	tftp1_ours=… tftp1_dnsmasq=… tftp1_ratio=…
+//	tftp100_ours=… tftp100_dnsmasq=… tftp100_ratio=… tftp100_cpu_ours=… tftp100_cpu_dnsmasq=…
+//	http100_s=…
 //
 // Ratios are ours over dnsmasq: at most 1.0 means ours is at least as fast.
 package main
@@ -134,10 +138,11 @@ func run(ctx context.Context, o options) (err error) {
 
 	var r result
 	r.dhcpClients = o.clients
-	if r.dhcpLeases, r.dhcpDups, r.dhcpS, err = benchDHCP(ctx, bn, o.clients); err != nil {
+	if r.dhcp, err = benchDHCP(ctx, bn, o.clients); err != nil {
 		return err
 	}
-	fmt.Printf("benchpxe: dhcp ours: %d clients, %d leases, %d duplicate addresses, %.2fs\n", o.clients, r.dhcpLeases, r.dhcpDups, r.dhcpS)
+	fmt.Printf("benchpxe: dhcp ours: %d clients, %d leases, %d duplicate addresses, %.2fs; %d requests sent again, %d dropped by the server's full receive buffer\n",
+		o.clients, r.dhcp.leases, r.dhcp.dups, r.dhcp.secs, r.dhcp.retransmits, r.dhcp.drops)
 
 	dnsmasq, err := lab.StartDnsmasq(ctx, bn.dnsmasqSegment(), lab.DnsmasqConfig{
 		MAC: reservationMAC(0), IP: reservationIP(0),
@@ -221,12 +226,12 @@ func run(ctx context.Context, o options) (err error) {
 
 // result is what the closing line reports.
 type result struct {
-	dhcpClients, dhcpLeases, dhcpDups int
-	dhcpS                             float64
-	tftp1Ours, tftp1Dnsmasq           float64
-	tftpNOurs, tftpNDnsmasq           float64
-	httpS                             float64
-	cpuN                              map[string]float64 // server CPU seconds, concurrent TFTP
+	dhcpClients             int
+	dhcp                    dhcpResult
+	tftp1Ours, tftp1Dnsmasq float64
+	tftpNOurs, tftpNDnsmasq float64
+	httpS                   float64
+	cpuN                    map[string]float64 // server CPU seconds, concurrent TFTP
 }
 
 func (r *result) setTFTP(n int, who string, secs float64) {
@@ -243,8 +248,8 @@ func (r *result) setTFTP(n int, who string, secs float64) {
 }
 
 func (r *result) line(n int) string {
-	return fmt.Sprintf("dhcp_clients=%d dhcp_leases=%d dhcp_dups=%d dhcp_s=%.2f tftp1_ours=%.3f tftp1_dnsmasq=%.3f tftp1_ratio=%.2f tftp%d_ours=%.2f tftp%d_dnsmasq=%.2f tftp%d_ratio=%.2f tftp%d_cpu_ours=%.2f tftp%d_cpu_dnsmasq=%.2f http%d_s=%.2f",
-		r.dhcpClients, r.dhcpLeases, r.dhcpDups, r.dhcpS,
+	return fmt.Sprintf("dhcp_clients=%d dhcp_leases=%d dhcp_dups=%d dhcp_s=%.2f dhcp_retransmits=%d dhcp_drops=%d tftp1_ours=%.3f tftp1_dnsmasq=%.3f tftp1_ratio=%.2f tftp%d_ours=%.2f tftp%d_dnsmasq=%.2f tftp%d_ratio=%.2f tftp%d_cpu_ours=%.2f tftp%d_cpu_dnsmasq=%.2f http%d_s=%.2f",
+		r.dhcpClients, r.dhcp.leases, r.dhcp.dups, r.dhcp.secs, r.dhcp.retransmits, r.dhcp.drops,
 		r.tftp1Ours, r.tftp1Dnsmasq, r.tftp1Ours/r.tftp1Dnsmasq,
 		n, r.tftpNOurs, n, r.tftpNDnsmasq, n, r.tftpNOurs/r.tftpNDnsmasq,
 		n, r.cpuN["ours"], n, r.cpuN["dnsmasq"], n, r.httpS)

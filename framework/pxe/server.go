@@ -42,6 +42,8 @@ type Server struct {
 type sockets struct {
 	dhcp *net.UDPConn
 	tftp *tftpSocket
+	// dhcpRcvbuf is the DHCP socket's receive buffer, for the log.
+	dhcpRcvbuf int
 	http net.Listener
 	ra   *raSender
 }
@@ -166,7 +168,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		"serverIP", st.ServerIP, "subnet", st.Subnet, "netns", st.Netns,
 		"dhcp", s.DHCPAddr(), "tftp", s.TFTPAddr(), "http", s.HTTPAddr(),
 		"serveAllAddrs", st.ServeAllAddrs,
-		"routerAdvertisements", st.RouterAdvertisements, "reservations", len(st.Reservations))
+		"routerAdvertisements", st.RouterAdvertisements, "reservations", len(st.Reservations),
+		"dhcpReceiveBuffer", socks.dhcpRcvbuf, "tftpReceiveBuffer", socks.tftp.rcvbuf)
+	if min(socks.dhcpRcvbuf, socks.tftp.rcvbuf) < 2*receiveBuffer {
+		log.Warn("receive buffers are smaller than asked: without CAP_NET_ADMIN net.core.rmem_max caps them; a burst of clients may see requests dropped and sent again",
+			"asked", 2*receiveBuffer, "dhcp", socks.dhcpRcvbuf, "tftp", socks.tftp.rcvbuf)
+	}
 	return s, nil
 }
 
@@ -220,7 +227,7 @@ func openSockets(ctx context.Context, st *settings, socks *sockets) error {
 	if err := checkServerIP(ifi, st.ServerIP); err != nil {
 		return invalidConfig(err)
 	}
-	if socks.dhcp, err = listenDHCP(ctx, st.Interface, st.DHCPAddr); err != nil {
+	if socks.dhcp, socks.dhcpRcvbuf, err = listenDHCP(ctx, st.Interface, st.DHCPAddr); err != nil {
 		return fail("DHCPAddr", st.DHCPAddr, "listen", err)
 	}
 	if socks.tftp, err = listenTFTP(tftpBindAddr(st)); err != nil {

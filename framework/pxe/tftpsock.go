@@ -30,6 +30,7 @@ type tftpSocket struct {
 	fd       int
 	local    netip.AddrPort
 	learnDst bool
+	rcvbuf   int // its receive buffer (see setReceiveBuffer)
 	// stopping is set before shutdown wakes the loop, which then returns.
 	stopping atomic.Bool
 	// wait is the receive timeout in force (SO_RCVTIMEO); zero when
@@ -108,6 +109,9 @@ func listenTFTP(addr string) (s *tftpSocket, err error) {
 			return nil, fmt.Errorf("ask for destination addresses: %w", err)
 		}
 		s.learnDst = true
+	}
+	if s.rcvbuf, err = setReceiveBuffer(fd); err != nil {
+		return nil, err
 	}
 	s.rhs = make([]unix.Mmsghdr, tftpBatch)
 	s.riov = make([]unix.Iovec, tftpBatch)
