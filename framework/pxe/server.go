@@ -44,8 +44,8 @@ type sockets struct {
 	tftp *tftpSocket
 	// dhcpRcvbuf is the DHCP socket's receive buffer, for the log.
 	dhcpRcvbuf int
-	http net.Listener
-	ra   *raSender
+	http       net.Listener
+	ra         *raSender
 }
 
 func (s *sockets) close() {
