@@ -113,7 +113,7 @@ type tftpTransfer struct {
 	// retransmitted request from a new one.
 	request []byte
 
-	// file is the file's content, mapped (see mapFile).
+	// file is the file's content, mapped (see mapTFTPFile).
 	file    []byte
 	blksize int
 	timeout time.Duration
@@ -205,7 +205,7 @@ func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local ne
 	if old := ts.transfers[from]; old != nil {
 		if op == tftpRRQ && !old.started && bytes.Equal(old.request, b) {
 			// The client sent its request again before it saw our first
-			// answer; the retransmission timer sends the answer again.
+			// answer; resend sends the answer again when it is due.
 			return
 		}
 		// A new request from the port of a running transfer: the client
@@ -240,7 +240,8 @@ func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local ne
 // slices of it to the kernel to send and never read it themselves: the
 // file is copied once, straight into the packets, instead of into a buffer
 // first, and a file that shrinks meanwhile makes a send fail (EFAULT)
-// instead of the server fault. An empty file maps to nil.
+// where a read of the mapping would crash the server (SIGBUS). An empty
+// file maps to nil.
 func (s *Server) mapTFTPFile(name string) ([]byte, error) {
 	f, fi, err := s.files.open(name)
 	if err != nil {
