@@ -5,7 +5,7 @@
 //     ours (dnsmasq answers only its one reservation in the lab's configuration); leases obtained,
 //     duplicate addresses, seconds, requests the clients sent again, and requests the server's
 //     socket dropped (the drops column of /proc/net/udp in its namespace);
-//   - TFTP: one 10 MiB transfer (median of eleven, taken in turns), then TRANSFERS concurrent
+//   - TFTP: one 10 MiB transfer (median of 21, taken in turns), then TRANSFERS concurrent
 //     ones (median of three), each from a source port of its own with blksize 1468 as iPXE
 //     asks, against ours and against dnsmasq; with each run the server's CPU time and the
 //     clients';
@@ -70,10 +70,12 @@ type options struct {
 }
 
 // How many runs each TFTP figure is the median of. One transfer takes a tenth of a second, and
-// on a shared machine single runs of the same server differ by a third or more: eleven of them
-// cost about two seconds and keep the median steady.
+// on a shared machine single runs of the same server differ by a half or more: resampling 41
+// runs of each server here, the ratio of medians of 5 runs strayed past 1.0 in a quarter of
+// the draws when the ratio of all 41 was 0.85, of 21 runs in a tenth. Twenty-one cost about
+// four seconds.
 const (
-	singleRuns     = 11
+	singleRuns     = 21
 	concurrentRuns = 3
 )
 
@@ -178,15 +180,16 @@ func run(ctx context.Context, o options) (err error) {
 	}{{"ours", oursTFTP}, {"dnsmasq", dnsmasqTFTP}}
 	// Each figure is a median, of singleRuns single transfers and of concurrentRuns rounds of
 	// concurrent ones, taken in turns from each server so that a burst of load from elsewhere
-	// weighs on both alike.
+	// weighs on both alike, each server first in every other turn.
 	for _, n := range []int{1, o.transfers} {
 		runs := concurrentRuns
 		if n == 1 {
 			runs = singleRuns
 		}
 		times, cpus := map[string][]float64{}, map[string][]float64{}
-		for range runs {
-			for _, tgt := range tftpTargets {
+		for run := range runs {
+			for i := range tftpTargets {
+				tgt := tftpTargets[(i+run)%len(tftpTargets)]
 				var prof func()
 				if n > 1 && tgt.name == "ours" && o.cpuProfile != "" {
 					if prof, err = startProfile(o.cpuProfile); err != nil {
