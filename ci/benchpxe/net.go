@@ -45,8 +45,8 @@ const (
 // benchNet is the hub (the bridge), and the namespaces of ours, dnsmasq and the clients, each
 // joined to the bridge by a veth pair: both servers' packets take the same path to the
 // clients, as a PXE server pod's take through its veth to the node's bridge. (With dnsmasq on
-// the bridge's own address, its packets skipped a veth and the bridge's forwarding, which its
-// sends pay for in the kernel: a quarter less server CPU than ours for the same packets.)
+// the bridge's own address, its packets skipped a veth and the bridge's forwarding, which a
+// server's sends pay for in the kernel: it was charged about a tenth less CPU for them.)
 type benchNet struct {
 	hub, ours, dnsmasq, client *lab.Namespace
 }
