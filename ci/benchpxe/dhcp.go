@@ -2,29 +2,54 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/lab"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 )
 
+// dhcpResult is what one burst of DHCP clients got.
+type dhcpResult struct {
+	leases, dups int // leases obtained; addresses handed to more than one client
+	secs         float64
+	// retransmits counts the clients' requests sent again after no answer came, drops the
+	// requests the server's socket dropped because its receive buffer was full.
+	retransmits int
+	drops       int64
+}
+
 // benchDHCP runs n insomniacslk DHCP clients at once, each with its own reserved MAC, over one
 // raw socket in the client namespace (n raw sockets would each copy every frame), and returns
-// the leases obtained, how many addresses were handed to more than one client, and the seconds
-// until the last client finished.
-func benchDHCP(ctx context.Context, bn *benchNet, n int) (leases, dups int, secs float64, err error) {
+// what they got and the seconds until the last client finished.
+func benchDHCP(ctx context.Context, bn *benchNet, n int) (r dhcpResult, err error) {
+	drops0, err := udpDrops(bn.ours, 67)
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		drops, derr := udpDrops(bn.ours, 67)
+		r.drops = drops - drops0
+		err = errors.Join(err, derr)
+	}()
 	var raw net.PacketConn
 	if err := bn.client.Do(func() error {
 		var err error
 		raw, err = nclient4.NewRawUDPConn(clientIf, 68)
 		return err
 	}); err != nil {
-		return 0, 0, 0, fmt.Errorf("dhcp: open raw socket on %s: %w", clientIf, err)
+		return r, fmt.Errorf("dhcp: open raw socket on %s: %w", clientIf, err)
 	}
 	// A thousand replies at once overflow a raw socket's default buffer; a lost reply costs
 	// its client a three-second timeout, which would be the client's fault, not the server's.
@@ -54,14 +79,16 @@ func benchDHCP(ctx context.Context, bn *benchNet, n int) (leases, dups int, secs
 	defer cancel()
 	got := make([]netip.Addr, n)
 	errs := make([]error, n)
+	conns := make([]*muxConn, n)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
 		mac := reservationMAC(i)
-		c, err := nclient4.NewWithConn(mux.conn(mac), mac, nclient4.WithHWAddr(mac),
+		conns[i] = mux.conn(mac)
+		c, err := nclient4.NewWithConn(conns[i], mac, nclient4.WithHWAddr(mac),
 			nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(5))
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("dhcp: client %s: %w", mac, err)
+			return r, fmt.Errorf("dhcp: client %s: %w", mac, err)
 		}
 		wg.Add(1)
 		go func() {
@@ -76,10 +103,12 @@ func benchDHCP(ctx context.Context, bn *benchNet, n int) (leases, dups int, secs
 		}()
 	}
 	wg.Wait()
-	secs = time.Since(start).Seconds()
+	r.secs = time.Since(start).Seconds()
 	seen := map[netip.Addr]bool{}
 	var firstErr error
 	for i, a := range got {
+		// A lease takes one DISCOVER and one REQUEST; anything more was sent again.
+		r.retransmits += max(0, int(conns[i].sent.Load())-2)
 		switch {
 		case !a.IsValid():
 			if firstErr == nil {
@@ -87,18 +116,45 @@ func benchDHCP(ctx context.Context, bn *benchNet, n int) (leases, dups int, secs
 			}
 			continue
 		case seen[a]:
-			dups++
+			r.dups++
 		}
 		seen[a] = true
-		leases++
+		r.leases++
 		if a != reservationIP(i) {
 			fmt.Printf("benchpxe: dhcp: client %s leased %s, reserved %s\n", reservationMAC(i), a, reservationIP(i))
 		}
 	}
 	if firstErr != nil {
-		fmt.Printf("benchpxe: dhcp: %d clients without a lease, e.g. %v\n", n-leases, firstErr)
+		fmt.Printf("benchpxe: dhcp: %d clients without a lease, e.g. %v\n", n-r.leases, firstErr)
 	}
-	return leases, dups, secs, ctx.Err()
+	return r, ctx.Err()
+}
+
+// udpDrops is how many datagrams the UDP sockets on port in ns have dropped since they were
+// opened, most for a full receive buffer: the drops column of the namespace's /proc/net/udp.
+func udpDrops(ns *lab.Namespace, port uint16) (int64, error) {
+	var table []byte
+	if err := ns.Do(func() error {
+		var err error
+		table, err = os.ReadFile("/proc/thread-self/net/udp")
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("read udp sockets of %s: %w", ns.Name, err)
+	}
+	var drops int64
+	local := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 || !strings.HasSuffix(f[1], local) {
+			continue
+		}
+		d, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("udp socket %s in %s: drops %q: %w", f[1], ns.Name, f[len(f)-1], err)
+		}
+		drops += d
+	}
+	return drops, nil
 }
 
 // dhcpMux shares one raw socket among many clients: one reader hands each reply to the client
@@ -165,6 +221,7 @@ type muxConn struct {
 	in     chan datagram
 	once   sync.Once
 	closed chan struct{}
+	sent   atomic.Int64 // requests sent, retransmissions included
 }
 
 func (c *muxConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -176,7 +233,10 @@ func (c *muxConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
-func (c *muxConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.mux.raw.WriteTo(b, addr) }
+func (c *muxConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	c.sent.Add(1)
+	return c.mux.raw.WriteTo(b, addr)
+}
 
 func (c *muxConn) Close() error {
 	c.once.Do(func() { close(c.closed) })

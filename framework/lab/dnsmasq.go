@@ -53,8 +53,10 @@ type DnsmasqConfig struct {
 	ExtraArgs []string
 }
 
-// StartDnsmasq runs dnsmasq on the segment's bridge. Router advertisements need a global IPv6
-// prefix on the bridge, so a unique-local one is added to it.
+// StartDnsmasq runs dnsmasq in the segment's namespace on its bridge (or on whatever interface
+// seg.Bridge names, such as a veth of a namespace of dnsmasq's own) and address. Router
+// advertisements need a global IPv6 prefix on that interface, so a unique-local one is added
+// to it.
 func StartDnsmasq(ctx context.Context, seg *Segment, cfg DnsmasqConfig) (*Dnsmasq, error) {
 	dir, err := os.MkdirTemp("", "pxec-dnsmasq-")
 	if err != nil {

@@ -27,9 +27,7 @@ type Server struct {
 	baseURL string
 
 	dhcpConn *net.UDPConn
-	tftpConn *net.UDPConn
-	tftpSock *tftpSocket
-	tftp     tftpTransfers
+	tftp     *tftpServer
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	ra       *raSender
@@ -45,9 +43,11 @@ type Server struct {
 // sockets is what Start opens inside the network namespace.
 type sockets struct {
 	dhcp *net.UDPConn
-	tftp *net.UDPConn
-	http net.Listener
-	ra   *raSender
+	tftp *tftpSocket
+	// dhcpRcvbuf is the DHCP socket's receive buffer, for the log.
+	dhcpRcvbuf int
+	http       net.Listener
+	ra         *raSender
 }
 
 func (s *sockets) close() {
@@ -55,7 +55,7 @@ func (s *sockets) close() {
 		s.dhcp.Close()
 	}
 	if s.tftp != nil {
-		s.tftp.Close()
+		s.tftp.close()
 	}
 	if s.http != nil {
 		s.http.Close()
@@ -109,7 +109,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		events:   newEventLog(log),
 		files:    files,
 		dhcpConn: socks.dhcp,
-		tftpConn: socks.tftp,
 		httpLn:   socks.http,
 		ra:       socks.ra,
 		done:     make(chan struct{}),
@@ -133,15 +132,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.serveDHCP()
 	}()
 
-	s.tftp.m = map[netip.AddrPort]*tftpTransfer{}
-	if s.tftpSock, err = newTFTPSocket(s.tftpConn); err != nil {
-		s.Stop(ctx)
-		return nil, fmt.Errorf("start tftp on %s: %w", st.TFTPAddr, err)
-	}
+	s.tftp = newTFTPServer(s, socks.tftp)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.serveTFTP()
+		s.tftp.serve()
 	}()
 
 	s.httpSrv = &http.Server{
@@ -176,7 +171,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		"serverIP", st.ServerIP, "subnet", st.Subnet, "netns", st.Netns,
 		"dhcp", s.DHCPAddr(), "tftp", s.TFTPAddr(), "http", s.HTTPAddr(),
 		"serveAllAddrs", st.ServeAllAddrs,
-		"routerAdvertisements", st.RouterAdvertisements, "reservations", len(st.Reservations))
+		"routerAdvertisements", st.RouterAdvertisements, "reservations", len(st.Reservations),
+		"dhcpReceiveBuffer", socks.dhcpRcvbuf, "tftpReceiveBuffer", socks.tftp.rcvbuf)
+	if min(socks.dhcpRcvbuf, socks.tftp.rcvbuf) < 2*receiveBuffer {
+		log.Warn("receive buffers are smaller than asked: without CAP_NET_ADMIN net.core.rmem_max caps them; a burst of clients may see requests dropped and sent again",
+			"asked", 2*receiveBuffer, "dhcp", socks.dhcpRcvbuf, "tftp", socks.tftp.rcvbuf)
+	}
 	return s, nil
 }
 
@@ -230,15 +230,13 @@ func openSockets(ctx context.Context, st *settings, socks *sockets) error {
 	if err := checkServerIP(ifi, st.ServerIP); err != nil {
 		return invalidConfig(err)
 	}
-	if socks.dhcp, err = listenDHCP(ctx, st.Interface, st.DHCPAddr); err != nil {
+	if socks.dhcp, socks.dhcpRcvbuf, err = listenDHCP(ctx, st.Interface, st.DHCPAddr); err != nil {
 		return fail("DHCPAddr", st.DHCPAddr, "listen", err)
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp4", tftpBindAddr(st))
-	if err != nil {
+	if socks.tftp, err = listenTFTP(tftpBindAddr(st)); err != nil {
 		return fail("TFTPAddr", st.TFTPAddr, "listen on "+tftpBindAddr(st), err)
 	}
-	socks.tftp = pc.(*net.UDPConn)
+	var lc net.ListenConfig
 	if socks.http, err = lc.Listen(ctx, "tcp", st.HTTPAddr); err != nil {
 		return fail("HTTPAddr", st.HTTPAddr, "listen", err)
 	}
@@ -298,8 +296,8 @@ func (s *Server) stop(ctx context.Context) error {
 	} else {
 		s.httpLn.Close()
 	}
-	// Closing the socket ends the TFTP read loop; then the transfers end.
-	s.tftpConn.Close()
+	// Closing the socket ends the TFTP loop, which ends its transfers.
+	s.tftp.sock.shutdown()
 	s.dhcpConn.Close()
 	if s.ra != nil {
 		s.ra.close()
@@ -315,8 +313,6 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("stop pxe server on %s: goroutines still running: %w", s.cfg.Interface, ctx.Err()))
 	}
-	// The read loop is gone: end the transfers it was serving.
-	s.stopTFTP()
 	if err := s.files.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close root %s: %w", s.cfg.Root, err))
 	}
@@ -335,7 +331,7 @@ func (s *Server) crash() {
 	s.crashOnce.Do(func() {
 		s.log.Error("crashing on purpose: test hook CrashAfter", "after", string(s.cfg.CrashAfter))
 		s.httpLn.Close()
-		s.tftpConn.Close()
+		s.tftp.sock.shutdown()
 		s.dhcpConn.Close()
 		if s.ra != nil {
 			s.ra.close()
@@ -372,7 +368,7 @@ func (s *Server) HTTPAddr() netip.AddrPort {
 
 // TFTPAddr returns the address the TFTP server listens on.
 func (s *Server) TFTPAddr() netip.AddrPort {
-	return addrPort(s.tftpConn.LocalAddr())
+	return s.tftp.sock.local
 }
 
 // DHCPAddr returns the address the DHCP server listens on.

@@ -6,13 +6,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
+	"golang.org/x/sys/unix"
 )
 
 func TestStopReleasesSocketsAndGoroutines(t *testing.T) {
@@ -128,6 +131,43 @@ func TestEventLogStaysBounded(t *testing.T) {
 	ev, err := l.waitFor(ctx, "", func(e Event) bool { return e.Bytes == maxEvents+9 })
 	if err != nil || ev.Bytes != maxEvents+9 {
 		t.Errorf("wait after trimming: %+v, %v", ev, err)
+	}
+}
+
+// Issue 13: a burst of 1,000 DHCP clients overflowed the DHCP socket's
+// default receive buffer (208 KiB): every request was answered in the end,
+// but about 800 only after their client's retransmission. Both UDP sockets
+// must get the buffer asked for, or as much as net.core.rmem_max allows a
+// server without CAP_NET_ADMIN.
+func TestUDPSocketsGetReceiveBufferForABurst(t *testing.T) {
+	srv := startLoopback(t, nil)
+	want := 2 * receiveBuffer
+	if unix.Geteuid() != 0 {
+		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rmemMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatalf("net.core.rmem_max %q: %v", b, err)
+		}
+		want = 2 * min(receiveBuffer, rmemMax)
+	}
+	raw, err := srv.dhcpConn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dhcp int
+	var serr error
+	if err := raw.Control(func(fd uintptr) { dhcp, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil || serr != nil {
+		t.Fatalf("get the DHCP socket's SO_RCVBUF: %v %v", err, serr)
+	}
+	tftp, err := unix.GetsockoptInt(srv.tftp.sock.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		t.Fatalf("get the TFTP socket's SO_RCVBUF: %v", err)
+	}
+	if dhcp < want || tftp < want {
+		t.Errorf("receive buffers: DHCP %d bytes, TFTP %d, want at least %d", dhcp, tftp, want)
 	}
 }
 

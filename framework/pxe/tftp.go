@@ -10,28 +10,33 @@ package pxe
 // then handed to its transfer's goroutine; it also took a new request from
 // the port of a transfer it still tracked for a packet of that transfer
 // and dropped it, and could panic sending on a finished transfer's channel.
-// A fork would have changed most of its single-port code. Here the one loop that reads the socket also answers: an ACK is
-// followed by the next block from the same goroutine, with no hand-off to
-// another goroutine (and so no thread wake-up) per packet, as dnsmasq's
-// single loop does; a timer per transfer sends again what was not
-// acknowledged. Blocks go in lock step, as the RFC asks.
+// A fork would have changed most of its single-port code.
+//
+// One goroutine owns the socket and every transfer, as dnsmasq's single
+// loop does: no locks, no hand-off to another goroutine (and so no thread
+// wake-up) per packet, no timer per transfer. Each turn of the loop reads
+// the datagrams waiting (recvmmsg, up to one per transfer: in lock step a
+// transfer has one ACK outstanding), answers each ACK with the next block,
+// sends what is due again, and writes all the answers at once (sendmmsg).
+// Writing a turn's answers together also wakes each client's receiver once
+// for many packets. A DATA packet is its header and a slice of the file,
+// mapped into memory, sent as two pieces: the kernel copies the file's
+// bytes once, from the page cache into the packet. Blocks go in lock step,
+// as the RFC asks.
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // TFTP tuning: blocks up to tftpMaxBlockSize when the client asks (iPXE asks
@@ -42,8 +47,11 @@ const (
 	tftpMaxBlockSize = 8192
 	tftpTimeout      = 2 * time.Second
 	tftpRetries      = 5
-	// tftpReadAhead is how many blocks a transfer reads from its file at once.
-	tftpReadAhead = 32
+	// tftpBatch is the most datagrams one turn of the loop reads at once.
+	tftpBatch = 64
+	// tftpMaxRequest is the longest datagram read whole: RFC 2347 limits a
+	// request to 512 bytes; a longer one is refused, not cut short.
+	tftpMaxRequest = 2048
 )
 
 // TFTP opcodes (RFC 1350, 2347).
@@ -58,10 +66,9 @@ const (
 
 // TFTP error codes (RFC 1350, 2347).
 const (
-	tftpErrUndefined = 0
-	tftpErrNotFound  = 1
-	tftpErrAccess    = 2
-	tftpErrIllegal   = 4
+	tftpErrNotFound = 1
+	tftpErrAccess   = 2
+	tftpErrIllegal  = 4
 )
 
 // errWriteRefused is what write requests get: the root is read-only.
@@ -71,172 +78,149 @@ var errWriteRefused = errors.New("write requests are refused: read-only server")
 var (
 	errTFTPSuperseded = errors.New("the client sent a new request from the same port")
 	errTFTPStopped    = errors.New("server stopped")
+	errTFTPTooLong    = fmt.Errorf("longer than %d bytes", tftpMaxRequest)
 )
 
-// tftpSocket is the one socket TFTP uses for requests and every transfer.
-// Bound to one address it reads and writes plainly; bound to the
-// unspecified address (Config.ServeAllAddrs) it learns each request's
-// destination and answers from it, as clients expect.
-type tftpSocket struct {
-	conn *net.UDPConn
-	pc   *ipv4.PacketConn // nil when bound to one address
+// tftpServer is the TFTP side of a Server. Its loop is the only goroutine
+// that touches it.
+type tftpServer struct {
+	srv  *Server
+	sock *tftpSocket
+	// transfers are the running ones by the client's address and port (its
+	// transfer identifier).
+	transfers map[netip.AddrPort]*tftpTransfer
+	out       []tftpDatagram // the answers of this turn, written together by flush
+	queued    []*tftpTransfer
+	unmap     [][]byte // files of ended transfers, unmapped after flush
+	// now is when this turn's datagrams were read; sends are timed from it.
+	now time.Time
+	// due is the earliest time a transfer may need sending again (zero
+	// when none runs): the loop's wait for datagrams ends then.
+	due time.Time
 }
 
-func newTFTPSocket(conn *net.UDPConn) (*tftpSocket, error) {
-	s := &tftpSocket{conn: conn}
-	if ap := addrPort(conn.LocalAddr()); ap.Addr().IsUnspecified() {
-		s.pc = ipv4.NewPacketConn(conn)
-		if err := s.pc.SetControlMessage(ipv4.FlagDst, true); err != nil {
-			return nil, fmt.Errorf("ask for destination addresses on %s: %w", ap, err)
-		}
-	}
-	return s, nil
+func newTFTPServer(srv *Server, sock *tftpSocket) *tftpServer {
+	return &tftpServer{srv: srv, sock: sock, transfers: map[netip.AddrPort]*tftpTransfer{}}
 }
 
-// read returns one datagram, its sender and, when bound to the unspecified
-// address, the local address it was sent to.
-func (s *tftpSocket) read(b []byte) (int, netip.AddrPort, netip.Addr, error) {
-	if s.pc == nil {
-		n, from, err := s.conn.ReadFromUDPAddrPort(b)
-		return n, from, netip.Addr{}, err
-	}
-	n, cm, from, err := s.pc.ReadFrom(b)
-	if err != nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, err
-	}
-	var local netip.Addr
-	if cm != nil {
-		local, _ = netip.AddrFromSlice(cm.Dst.To4())
-	}
-	ua, _ := from.(*net.UDPAddr)
-	if ua == nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, fmt.Errorf("datagram from %v", from)
-	}
-	return n, ua.AddrPort(), local, nil
-}
-
-// write sends b to to, from local when it is known.
-func (s *tftpSocket) write(b []byte, to netip.AddrPort, local netip.Addr) error {
-	if s.pc == nil || !local.IsValid() {
-		_, err := s.conn.WriteToUDPAddrPort(b, to)
-		return err
-	}
-	_, err := s.pc.WriteTo(b, &ipv4.ControlMessage{Src: local.AsSlice()}, net.UDPAddrFromAddrPort(to))
-	return err
-}
-
-// tftpTransfers tracks running transfers by the client's address and port
-// (its transfer identifier).
-type tftpTransfers struct {
-	mu sync.Mutex
-	m  map[netip.AddrPort]*tftpTransfer
-}
-
-// tftpTransfer is one read transfer. The read loop advances it on each
-// ACK, its timer sends again; mu orders the two.
+// tftpTransfer is one read transfer.
 type tftpTransfer struct {
-	srv    *Server
 	remote netip.AddrPort
 	local  netip.Addr
+	to     unix.RawSockaddrInet4 // remote, as the kernel takes it
+	dgram  tftpDatagram          // the packet in flight: the OACK, or hdr and its data
 	// request is the read request that started it, to tell a client's
 	// retransmitted request from a new one.
 	request []byte
 
-	mu       sync.Mutex
-	f        *os.File
-	blksize  int
-	timeout  time.Duration
-	block    uint16 // the block pkt carries and the ACK awaited (0: the OACK)
-	pkt      []byte // the packet last sent, for retransmission
-	final    bool   // pkt is the last DATA
-	started  bool   // the client acknowledged the first packet
-	sent     int64  // bytes acknowledged
-	tries    int
-	timer    *time.Timer
-	ahead    []byte // read-ahead buffer: ahead[pos:end] is read and not yet acknowledged
-	pos      int
-	end      int
-	eof      bool
-	ev       Event
-	start    time.Time
-	finished bool
+	// file is the file's content, mapped (see mapTFTPFile).
+	file    []byte
+	blksize int
+	timeout time.Duration
+	block   uint16  // the block in flight and the ACK awaited (0: the OACK)
+	hdr     [4]byte // the DATA header
+	final   bool    // dgram is the last DATA
+	started bool    // the client acknowledged the first packet
+	sent    int     // bytes acknowledged
+	tries   int
+	due     time.Time // when dgram is sent again unless acknowledged
+	queued  bool      // dgram is in the batch flush writes next
+	ev      Event
+	start   time.Time
 }
 
-// serveTFTP reads the TFTP socket until Stop closes it.
-func (s *Server) serveTFTP() {
-	buf := make([]byte, 65536)
+// serve reads the TFTP socket until Stop shuts it, then ends the
+// transfers and closes it.
+func (ts *tftpServer) serve() {
+	defer ts.sock.close()
+	defer ts.stopAll()
 	for {
-		n, from, local, err := s.tftpSock.read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Debug("tftp read failed", "err", err)
-			continue
+		if err := ts.sock.waitUntil(time.Now(), ts.due); err != nil {
+			ts.srv.log.Error("tftp stopped", "err", err)
+			return
 		}
-		s.handleTFTPPacket(buf[:n], from, local)
+		// In lock step each transfer has at most one ACK on its way, so a
+		// bigger batch only costs setting up the slots it leaves empty.
+		n, err := ts.sock.receive(len(ts.transfers) + 8)
+		ts.now = time.Now()
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, errTFTPWaitOver):
+		case err != nil:
+			ts.srv.log.Debug("tftp receive failed", "err", err)
+		}
+		for i := range n {
+			b, from, local, truncated := ts.sock.datagram(i)
+			switch {
+			case !from.IsValid():
+			case truncated:
+				ts.refuseTruncated(b, from, local)
+			default:
+				ts.handle(b, from, local)
+			}
+		}
+		if !ts.due.IsZero() && !ts.now.Before(ts.due) {
+			ts.resend()
+		}
+		ts.flush()
 	}
 }
 
-// handleTFTPPacket starts a transfer for a request, advances a transfer on
-// its ACK or ends it on its ERROR, and ignores everything else: an unknown
-// sender gets no answer it could use to amplify.
-func (s *Server) handleTFTPPacket(b []byte, from netip.AddrPort, local netip.Addr) {
+// handle starts a transfer for a request, advances a transfer on its ACK or
+// ends it on its ERROR, and ignores everything else: an unknown sender gets
+// no answer it could use to amplify. Answers go into the batch flush writes.
+func (ts *tftpServer) handle(b []byte, from netip.AddrPort, local netip.Addr) {
 	if len(b) < 4 {
 		return
 	}
 	switch op := binary.BigEndian.Uint16(b); op {
 	case tftpRRQ, tftpWRQ:
-		s.tftpRequest(op, b, from, local)
+		ts.request(op, b, from, local)
 	case tftpACK, tftpERROR:
-		s.tftp.mu.Lock()
-		t := s.tftp.m[from]
-		s.tftp.mu.Unlock()
+		t := ts.transfers[from]
 		if t == nil {
 			return
 		}
-		var done bool
-		if op == tftpACK {
-			done = t.ack(binary.BigEndian.Uint16(b[2:]))
-		} else {
-			done = t.finish(fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(b[2:]), clip(cString(b[4:]), maxEchoBytes)))
+		if op == tftpERROR {
+			ts.finish(t, fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(b[2:]), clip(cString(b[4:]), maxEchoBytes)))
+			return
 		}
-		if done {
-			s.forgetTFTP(t)
-		}
+		ts.ack(t, binary.BigEndian.Uint16(b[2:]))
 	}
 }
 
-// tftpRequest handles a read or write request from from.
-func (s *Server) tftpRequest(op uint16, b []byte, from netip.AddrPort, local netip.Addr) {
-	s.tftp.mu.Lock()
-	old := s.tftp.m[from]
-	if old != nil {
-		old.mu.Lock()
-		retransmitted := op == tftpRRQ && !old.started && bytes.Equal(old.request, b)
-		old.mu.Unlock()
-		if retransmitted {
+// refuseTruncated answers a request longer than the read buffer, which
+// cannot be parsed, with an ERROR; anything else that long is no TFTP packet
+// this server awaits.
+func (ts *tftpServer) refuseTruncated(b []byte, from netip.AddrPort, local netip.Addr) {
+	if op := binary.BigEndian.Uint16(b); op == tftpRRQ || op == tftpWRQ {
+		ts.refuse(op, cString(b[2:]), errTFTPTooLong, from, local)
+	}
+}
+
+// request handles a read or write request from from.
+func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local netip.Addr) {
+	s := ts.srv
+	if old := ts.transfers[from]; old != nil {
+		if op == tftpRRQ && !old.started && bytes.Equal(old.request, b) {
 			// The client sent its request again before it saw our first
-			// answer; that transfer's timer sends the answer again.
-			s.tftp.mu.Unlock()
+			// answer; resend sends the answer again when it is due.
 			return
 		}
-		delete(s.tftp.m, from)
-	}
-	s.tftp.mu.Unlock()
-	if old != nil {
 		// A new request from the port of a running transfer: the client
 		// has given that transfer up (or missed its end): serve the new one.
-		old.finish(errTFTPSuperseded)
+		ts.finish(old, errTFTPSuperseded)
 	}
 	req, perr := parseTFTPRequest(b[2:])
 	if op == tftpWRQ || perr != nil {
-		s.tftpRefuse(op, req.name, perr, from, local)
+		ts.refuse(op, req.name, perr, from, local)
 		return
 	}
-	t := &tftpTransfer{srv: s, remote: from, local: local, request: append([]byte(nil), b...), start: time.Now()}
+	t := &tftpTransfer{remote: from, local: local, to: sockaddr4(from), request: append([]byte(nil), b...), start: ts.now}
+	t.dgram = tftpDatagram{to: &t.to, oob: ts.sock.sourceOOB(local)}
 	t.ev = Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: req.name, Remote: from.String(), MAC: s.macForRemote(from.Addr())}
-	f, fi, err := s.files.open(req.name)
+	file, err := s.mapTFTPFile(req.name)
 	if err != nil {
 		t.ev.Reason = err.Error()
 		t.ev.Duration = time.Since(t.start)
@@ -244,48 +228,77 @@ func (s *Server) tftpRequest(op uint16, b []byte, from netip.AddrPort, local net
 		// The error goes back to the client in an ERROR packet: quote
 		// only a bounded part of the name it sent.
 		code, msg := tftpReadError(req.name, err)
-		s.sendTFTPError(code, msg, from, local)
+		ts.sendError(code, msg, from, local)
 		return
 	}
-	t.f = f
-	s.tftp.mu.Lock()
-	s.tftp.m[from] = t
-	s.tftp.mu.Unlock()
-	t.mu.Lock()
-	t.timer = time.AfterFunc(time.Hour, t.expire)
-	err = t.begin(fi.Size(), req.options)
-	t.mu.Unlock()
-	if err != nil && t.finish(err) {
-		s.forgetTFTP(t)
+	t.file = file
+	ts.transfers[from] = t
+	ts.begin(t, req.options)
+}
+
+// mapTFTPFile maps the file name under the root for reading. Transfers hand
+// slices of it to the kernel to send and never read it themselves: the
+// file is copied once, straight into the packets, instead of into a buffer
+// first, and a file that shrinks meanwhile makes a send fail (EFAULT)
+// where a read of the mapping would crash the server (SIGBUS). An empty
+// file maps to nil.
+func (s *Server) mapTFTPFile(name string) ([]byte, error) {
+	f, fi, err := s.files.open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // the mapping keeps what it needs
+	size := fi.Size()
+	if size == 0 {
+		return nil, nil
+	}
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("map %q: %d bytes is too large", name, size)
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("map %q: %w", name, err)
+	}
+	return b, nil
+}
+
+// resend sends again every packet not acknowledged in time, gives up the
+// transfers that were sent theirs tftpRetries times, and finds the next due
+// time.
+func (ts *tftpServer) resend() {
+	ts.due = time.Time{}
+	for _, t := range ts.transfers {
+		if ts.now.Before(t.due) {
+			ts.setDue(t.due)
+			continue
+		}
+		if t.tries == tftpRetries {
+			ts.finish(t, fmt.Errorf("no acknowledgement of block %d after %d tries", t.block, tftpRetries+1))
+			continue
+		}
+		t.tries++
+		ts.send(t)
 	}
 }
 
-// forgetTFTP removes a finished transfer, unless a new one has its place.
-func (s *Server) forgetTFTP(t *tftpTransfer) {
-	s.tftp.mu.Lock()
-	if s.tftp.m[t.remote] == t {
-		delete(s.tftp.m, t.remote)
-	}
-	s.tftp.mu.Unlock()
-}
-
-// stopTFTP ends every running transfer; Stop calls it after closing the socket.
-func (s *Server) stopTFTP() {
-	s.tftp.mu.Lock()
-	running := make([]*tftpTransfer, 0, len(s.tftp.m))
-	for _, t := range s.tftp.m {
-		running = append(running, t)
-	}
-	clear(s.tftp.m)
-	s.tftp.mu.Unlock()
-	for _, t := range running {
-		t.finish(errTFTPStopped)
+// setDue moves the loop's next wake-up to at, if that is sooner.
+func (ts *tftpServer) setDue(at time.Time) {
+	if ts.due.IsZero() || at.Before(ts.due) {
+		ts.due = at
 	}
 }
 
-// tftpRefuse answers a write request or a malformed request with an ERROR, and records it.
-func (s *Server) tftpRefuse(op uint16, name string, perr error, from netip.AddrPort, local netip.Addr) {
-	ev := Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: name, Remote: from.String(), MAC: s.macForRemote(from.Addr())}
+// stopAll ends every running transfer; the loop calls it when the socket is shut.
+func (ts *tftpServer) stopAll() {
+	for _, t := range ts.transfers {
+		ts.finish(t, errTFTPStopped)
+	}
+	ts.flush()
+}
+
+// refuse answers a write request or a malformed request with an ERROR, and records it.
+func (ts *tftpServer) refuse(op uint16, name string, perr error, from netip.AddrPort, local netip.Addr) {
+	ev := Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: name, Remote: from.String(), MAC: ts.srv.macForRemote(from.Addr())}
 	code, msg := uint16(tftpErrAccess), errWriteRefused.Error()
 	if op == tftpWRQ {
 		ev.Reason, ev.Detail = errWriteRefused.Error(), "write request"
@@ -293,15 +306,16 @@ func (s *Server) tftpRefuse(op uint16, name string, perr error, from netip.AddrP
 		code, msg = tftpErrIllegal, "malformed request: "+perr.Error()
 		ev.Reason = msg
 	}
-	s.events.record(ev)
-	s.sendTFTPError(code, msg, from, local)
+	ts.srv.events.record(ev)
+	ts.sendError(code, msg, from, local)
 }
 
-func (s *Server) sendTFTPError(code uint16, msg string, to netip.AddrPort, local netip.Addr) {
+// sendError sends an ERROR packet at once: errors are rare, and end what they answer.
+func (ts *tftpServer) sendError(code uint16, msg string, to netip.AddrPort, local netip.Addr) {
 	pkt := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, tftpERROR), code)
 	pkt = append(append(pkt, msg...), 0)
-	if err := s.tftpSock.write(pkt, to, local); err != nil {
-		s.log.Debug("tftp send error packet failed", "to", to, "err", err)
+	if err := ts.sock.write(pkt, to, local); err != nil {
+		ts.srv.log.Debug("tftp send error packet failed", "to", to, "err", err)
 	}
 }
 
@@ -349,8 +363,7 @@ func tftpReadError(name string, err error) (uint16, string) {
 
 // begin negotiates the options the client asked for (RFC 2347) and sends
 // the OACK, or the first block when there is nothing to acknowledge.
-// Called with t.mu held.
-func (t *tftpTransfer) begin(size int64, options [][2]string) error {
+func (ts *tftpServer) begin(t *tftpTransfer, options [][2]string) {
 	t.blksize, t.timeout = 512, tftpTimeout
 	var oack []byte
 	for _, o := range options {
@@ -361,7 +374,7 @@ func (t *tftpTransfer) begin(size int64, options [][2]string) error {
 			t.blksize = min(int(v), tftpMaxBlockSize)
 			value = strconv.Itoa(t.blksize)
 		case name == "tsize" && err == nil && v >= 0:
-			value = strconv.FormatInt(size, 10)
+			value = strconv.Itoa(len(t.file))
 		case name == "timeout" && err == nil && v >= 1 && v <= 255:
 			t.timeout = time.Duration(v) * time.Second
 		default:
@@ -369,122 +382,102 @@ func (t *tftpTransfer) begin(size int64, options [][2]string) error {
 		}
 		oack = append(append(append(append(oack, name...), 0), value...), 0)
 	}
-	// The file is read tftpReadAhead blocks at a time: one read per
-	// block would cost as many system calls as the sends.
-	t.ahead = make([]byte, tftpReadAhead*t.blksize)
-	t.pkt = make([]byte, 4, 4+max(t.blksize, len(oack)))
+	binary.BigEndian.PutUint16(t.hdr[:], tftpDATA)
 	if oack != nil {
-		binary.BigEndian.PutUint16(t.pkt, tftpOACK)
-		t.pkt = append(t.pkt, oack...)
+		t.dgram.bufs = [][]byte{append([]byte{0, tftpOACK}, oack...)}
 		t.block = 0
-		t.send()
-		return nil
+		ts.send(t)
+		return
 	}
 	t.started = true
-	return t.next(1)
+	ts.next(t, 1)
 }
 
-// next puts block into pkt and sends it. Called with t.mu held.
-func (t *tftpTransfer) next(block uint16) error {
-	if t.end-t.pos < t.blksize && !t.eof {
-		// Move the short rest to the front and fill the buffer behind it.
-		t.end = copy(t.ahead, t.ahead[t.pos:t.end])
-		t.pos = 0
-		n, err := t.f.ReadAt(t.ahead[t.end:], t.sent+int64(t.end))
-		if err != nil && !errors.Is(err, io.EOF) {
-			t.srv.sendTFTPError(tftpErrUndefined, "read error", t.remote, t.local)
-			return err
+// next makes block the packet in flight and sends it.
+func (ts *tftpServer) next(t *tftpTransfer, block uint16) {
+	binary.BigEndian.PutUint16(t.hdr[2:], block)
+	data := t.file[t.sent:min(len(t.file), t.sent+t.blksize)]
+	t.dgram.bufs = append(t.dgram.bufs[:0], t.hdr[:], data)
+	t.block, t.final = block, len(data) < t.blksize
+	ts.send(t)
+}
+
+// send queues the packet in flight for flush and times its retransmission.
+func (ts *tftpServer) send(t *tftpTransfer) {
+	if !t.queued {
+		t.queued = true
+		ts.out = append(ts.out, t.dgram)
+		ts.queued = append(ts.queued, t)
+	}
+	t.due = ts.now.Add(t.timeout)
+	ts.setDue(t.due)
+}
+
+// flush writes the answers queued in this turn, as many per system call as
+// the kernel takes.
+func (ts *tftpServer) flush() {
+	ts.sock.send(ts.out, func(d tftpDatagram, err error) {
+		// Its client's address may have become unreachable; a
+		// retransmission may still go.
+		ts.srv.log.Debug("tftp send failed", "err", err)
+	})
+	for i, t := range ts.queued {
+		t.queued = false
+		ts.queued[i] = nil
+	}
+	clear(ts.out)
+	ts.out, ts.queued = ts.out[:0], ts.queued[:0]
+	// Only now may the files of the transfers that ended go: a packet of
+	// theirs may have been in the batch.
+	for i, file := range ts.unmap {
+		if err := unix.Munmap(file); err != nil {
+			ts.srv.log.Error("tftp unmap failed", "err", err)
 		}
-		t.end += n
-		t.eof = err != nil || t.end < len(t.ahead)
+		ts.unmap[i] = nil
 	}
-	t.pkt = t.pkt[:4+t.blksize]
-	binary.BigEndian.PutUint16(t.pkt, tftpDATA)
-	binary.BigEndian.PutUint16(t.pkt[2:], block)
-	n := copy(t.pkt[4:], t.ahead[t.pos:t.end])
-	t.pkt = t.pkt[:4+n]
-	t.block, t.final = block, n < t.blksize
-	t.send()
-	return nil
+	ts.unmap = ts.unmap[:0]
 }
 
-// send sends pkt and arms the timer. Called with t.mu held.
-func (t *tftpTransfer) send() {
-	if err := t.srv.tftpSock.write(t.pkt, t.remote, t.local); err != nil {
-		t.srv.log.Debug("tftp send failed", "to", t.remote, "err", err)
+// ack takes the client's acknowledgement of block and sends the next one.
+// ACKs of other blocks are ignored: answering them would double every
+// packet after a late one (the Sorcerer's Apprentice syndrome).
+func (ts *tftpServer) ack(t *tftpTransfer, block uint16) {
+	if block != t.block {
+		return
 	}
-	t.timer.Reset(t.timeout)
-}
-
-// ack takes the client's acknowledgement of block and sends the next one;
-// it reports whether the transfer is over. ACKs of other blocks are
-// ignored: answering them would double every packet after a late one (the
-// Sorcerer's Apprentice syndrome).
-func (t *tftpTransfer) ack(block uint16) bool {
-	t.mu.Lock()
-	if t.finished || block != t.block {
-		t.mu.Unlock()
-		return false
+	if t.queued {
+		// A client that acknowledges a block before it can have seen it
+		// (sent in this very turn) still gets it: write the batch before
+		// the block's header changes.
+		ts.flush()
 	}
 	t.tries = 0
 	if t.started {
-		n := len(t.pkt) - 4
-		t.sent += int64(n)
-		t.pos += n
+		t.sent += len(t.dgram.bufs[1])
 	}
 	t.started = true
-	var err error
-	if !t.final {
-		err = t.next(block + 1) // wraps to 0 after 65535, as iPXE expects
-		if err == nil {
-			t.mu.Unlock()
-			return false
-		}
-	}
-	t.mu.Unlock()
-	return t.finish(err)
-}
-
-// expire is the timer: it sends the unacknowledged packet again, or gives
-// the transfer up after tftpRetries.
-func (t *tftpTransfer) expire() {
-	t.mu.Lock()
-	if t.finished {
-		t.mu.Unlock()
+	if t.final {
+		ts.finish(t, nil)
 		return
 	}
-	if t.tries < tftpRetries {
-		t.tries++
-		t.send()
-		t.mu.Unlock()
-		return
-	}
-	t.mu.Unlock()
-	if t.finish(fmt.Errorf("no acknowledgement of block %d after %d tries", t.block, tftpRetries+1)) {
-		t.srv.forgetTFTP(t)
-	}
+	ts.next(t, block+1) // wraps to 0 after 65535, as iPXE expects
 }
 
-// finish ends the transfer once, records it and reports whether this call
-// ended it.
-func (t *tftpTransfer) finish(err error) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.finished {
-		return false
+// finish ends the transfer and records it.
+func (ts *tftpServer) finish(t *tftpTransfer, err error) {
+	if ts.transfers[t.remote] == t {
+		delete(ts.transfers, t.remote)
 	}
-	t.finished = true
-	if t.timer != nil {
-		t.timer.Stop()
+	if t.file != nil {
+		ts.unmap = append(ts.unmap, t.file)
+		t.file = nil
 	}
-	t.f.Close()
-	t.ev.Bytes = t.sent
+	t.ev.Bytes = int64(t.sent)
 	t.ev.Duration = time.Since(t.start)
 	if err != nil {
 		t.ev.Reason = fmt.Sprintf("transfer %s: %v", t.ev.Path, err)
 	}
-	t.srv.events.record(t.ev)
-	return true
+	ts.srv.events.record(t.ev)
 }
 
 // cString is b up to its first NUL.

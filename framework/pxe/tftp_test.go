@@ -224,10 +224,24 @@ func newTFTPPeer(t *testing.T, srv *Server) *tftpPeer {
 	return &tftpPeer{t: t, conn: conn, dst: srv.TFTPAddr()}
 }
 
-// rrq asks for name in octet mode with no options: blocks of 512 bytes.
-func (p *tftpPeer) rrq(name string) {
+// rrq asks for name in octet mode with options (name, value, ...); with
+// none, blocks are 512 bytes and the first answer is block 1.
+func (p *tftpPeer) rrq(name string, options ...string) {
 	p.t.Helper()
-	p.send(append(append(append([]byte{0, tftpRRQ}, name...), 0), "octet\x00"...))
+	p.send(rrqPacket(name, options...))
+}
+
+func rrqPacket(name string, options ...string) []byte {
+	pkt := []byte{0, tftpRRQ}
+	for _, f := range append([]string{name, "octet"}, options...) {
+		pkt = append(append(pkt, f...), 0)
+	}
+	return pkt
+}
+
+// addr is the peer's address, its transfer identifier.
+func (p *tftpPeer) addr() netip.AddrPort {
+	return p.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 func (p *tftpPeer) ack(block uint16) {
@@ -245,16 +259,27 @@ func (p *tftpPeer) send(pkt []byte) {
 // data returns the next DATA packet's block number and payload, failing on anything else.
 func (p *tftpPeer) data() (uint16, []byte) {
 	p.t.Helper()
+	op, block, b := p.packet()
+	if op != tftpDATA {
+		p.t.Fatalf("got opcode %d %q, want a DATA packet", op, b)
+	}
+	return block, b
+}
+
+// packet returns the next packet's opcode, the two bytes after it (a
+// block number or an error code) and the rest.
+func (p *tftpPeer) packet() (op, block uint16, rest []byte) {
+	p.t.Helper()
 	buf := make([]byte, 2048)
 	p.conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a guard against a hang, not an assertion
 	n, _, err := p.conn.ReadFromUDPAddrPort(buf)
 	if err != nil {
 		p.t.Fatalf("no packet from the server: %v", err)
 	}
-	if n < 4 || binary.BigEndian.Uint16(buf) != tftpDATA {
-		p.t.Fatalf("got %q, want a DATA packet", buf[:n])
+	if n < 4 {
+		p.t.Fatalf("got %q, want a TFTP packet", buf[:n])
 	}
-	return binary.BigEndian.Uint16(buf[2:]), buf[4:n]
+	return binary.BigEndian.Uint16(buf), binary.BigEndian.Uint16(buf[2:]), buf[4:n]
 }
 
 // fetch reads name to the end with no loss and returns its bytes.
@@ -344,5 +369,257 @@ func TestTFTPTransferSurvivesLostACK(t *testing.T) {
 	ev := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == "big.bin" })
 	if ev.Reason != "" || ev.Bytes != bigFileSize {
 		t.Errorf("transfer recorded as %+v, want complete", ev)
+	}
+}
+
+// newLooplessTFTPServer is a TFTP side for srv on a loopback socket of its
+// own that no loop reads: the test drives it through handle, resend and
+// flush, one turn at a time, as the loop would.
+func newLooplessTFTPServer(tb testing.TB, srv *Server) *tftpServer {
+	tb.Helper()
+	sock, err := listenTFTP("127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ts := newTFTPServer(srv, sock)
+	tb.Cleanup(func() {
+		ts.stopAll()
+		sock.close()
+	})
+	return ts
+}
+
+// Each transfer has its own retransmission time: the loop's wait for
+// datagrams must end at the earliest, even when a transfer with a longer
+// timeout set it first.
+func TestTFTPResendsEachTransferAtItsOwnTimeout(t *testing.T) {
+	t.Parallel()
+	srv, _ := startTFTPServer(t)
+	slow, fast := newTFTPPeer(t, srv), newTFTPPeer(t, srv)
+	// Neither acknowledges block 1; the slow one asked first.
+	slow.rrq("big.bin", "timeout", "4")
+	if op, _, b := slow.packet(); op != tftpOACK {
+		t.Fatalf("slow: got opcode %d %q, want an OACK", op, b)
+	}
+	slow.ack(0)
+	fast.rrq("big.bin", "timeout", "1")
+	if op, _, b := fast.packet(); op != tftpOACK {
+		t.Fatalf("fast: got opcode %d %q, want an OACK", op, b)
+	}
+	fast.ack(0)
+	type arrival struct {
+		who   string
+		block uint16
+	}
+	arrivals := make(chan arrival, 8)
+	for who, p := range map[string]*tftpPeer{"slow": slow, "fast": fast} {
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, _, err := p.conn.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				if n >= 4 && binary.BigEndian.Uint16(buf) == tftpDATA {
+					arrivals <- arrival{who, binary.BigEndian.Uint16(buf[2:])}
+				}
+			}
+		}()
+	}
+	slow.conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // guards against a hang, not assertions
+	fast.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var got []arrival
+	for len(got) < 5 {
+		select {
+		case a := <-arrivals:
+			got = append(got, a)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("arrivals %v, want five", got)
+		}
+	}
+	// Block 1 to each, then the fast one's again after 1 s and 2 s, both
+	// before the slow one's after 4 s.
+	if want := (arrival{"fast", 1}); got[2] != want || got[3] != want {
+		t.Errorf("arrivals %v, want the fast transfer's block 1 sent again twice before the slow one's", got)
+	}
+}
+
+// A client that never acknowledges gets the block tftpRetries more times,
+// then the transfer is given up and recorded as such.
+func TestTFTPGivesUpAfterRetries(t *testing.T) {
+	t.Parallel()
+	srv, _ := startTFTPServer(t)
+	p := newTFTPPeer(t, srv)
+	p.rrq("big.bin", "timeout", "1")
+	if op, _, b := p.packet(); op != tftpOACK {
+		t.Fatalf("got opcode %d %q, want an OACK", op, b)
+	}
+	p.ack(0)
+	for range tftpRetries + 1 {
+		if block, _ := p.data(); block != 1 {
+			t.Fatalf("block %d, want 1 again", block)
+		}
+	}
+	ev := waitEventMatching(t, srv, func(e Event) bool { return e.Kind == KindTFTP && e.Path == "big.bin" })
+	if !strings.Contains(ev.Reason, "no acknowledgement of block 1") || ev.Bytes != 0 {
+		t.Errorf("transfer recorded as %+v, want given up at block 1", ev)
+	}
+	// Another retransmission would come within a second.
+	p.conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	if n, _, err := p.conn.ReadFromUDPAddrPort(make([]byte, 2048)); err == nil {
+		t.Errorf("got a %d-byte packet after the transfer was given up", n)
+	}
+}
+
+// One turn of the loop answers the ACKs of many transfers with one batch:
+// each client must get its own next block, whole.
+func TestTFTPBatchAnswersEachTransferWithItsOwnBlock(t *testing.T) {
+	srv, big := startTFTPServer(t)
+	ts := newLooplessTFTPServer(t, srv)
+	peers := make([]*tftpPeer, 5)
+	ts.now = time.Now()
+	for i := range peers {
+		peers[i] = newTFTPPeer(t, srv)
+		ts.handle(rrqPacket("big.bin"), peers[i].addr(), netip.Addr{})
+	}
+	ts.flush()
+	for i, p := range peers {
+		if block, b := p.data(); block != 1 || !bytes.Equal(b, big[:512]) {
+			t.Fatalf("peer %d: block %d, want block 1", i, block)
+		}
+	}
+	// Peer i has acknowledged i+1 blocks when the next turn comes.
+	for i, p := range peers {
+		for block := uint16(1); block <= uint16(i); block++ {
+			ts.handle([]byte{0, tftpACK, 0, byte(block)}, p.addr(), netip.Addr{})
+			ts.flush()
+			p.data()
+		}
+	}
+	for i, p := range peers {
+		ts.handle([]byte{0, tftpACK, 0, byte(i + 1)}, p.addr(), netip.Addr{})
+	}
+	if len(ts.out) != len(peers) {
+		t.Fatalf("%d packets queued in one turn, want %d", len(ts.out), len(peers))
+	}
+	ts.flush()
+	for i, p := range peers {
+		want := i + 2
+		if block, b := p.data(); int(block) != want || !bytes.Equal(b, big[(want-1)*512:want*512]) {
+			t.Errorf("peer %d: block %d, want block %d with its bytes", i, block, want)
+		}
+	}
+}
+
+// A client that acknowledges a block in the same turn as the one before
+// it (ahead of having seen it) still gets that block, with its own bytes,
+// before the next.
+func TestTFTPSendsBlockAcknowledgedAheadBeforeTheNext(t *testing.T) {
+	srv, big := startTFTPServer(t)
+	ts := newLooplessTFTPServer(t, srv)
+	p := newTFTPPeer(t, srv)
+	ts.now = time.Now()
+	ts.handle(rrqPacket("big.bin"), p.addr(), netip.Addr{})
+	ts.flush()
+	if block, _ := p.data(); block != 1 {
+		t.Fatalf("block %d, want 1", block)
+	}
+	ts.handle([]byte{0, tftpACK, 0, 1}, p.addr(), netip.Addr{})
+	ts.handle([]byte{0, tftpACK, 0, 2}, p.addr(), netip.Addr{})
+	ts.flush()
+	for _, want := range []int{2, 3} {
+		if block, b := p.data(); int(block) != want || !bytes.Equal(b, big[(want-1)*512:want*512]) {
+			t.Fatalf("block %d (%d bytes), want block %d with its bytes", block, len(b), want)
+		}
+	}
+}
+
+// A request longer than the loop reads at once is refused, not parsed cut short.
+func TestTFTPRefusesRequestLongerThanItReads(t *testing.T) {
+	srv, _ := startTFTPServer(t)
+	p := newTFTPPeer(t, srv)
+	p.rrq("big.bin", "x-padding", strings.Repeat("p", tftpMaxRequest))
+	op, code, msg := p.packet()
+	if op != tftpERROR || code != tftpErrIllegal || !strings.Contains(string(msg), "longer than") {
+		t.Fatalf("got opcode %d code %d %q, want an ERROR saying the request is too long", op, code, msg)
+	}
+}
+
+// Stop wakes the loop waiting for datagrams and ends the transfers it ran.
+func TestTFTPStopEndsRunningTransfers(t *testing.T) {
+	srv, _ := startTFTPServer(t)
+	p := newTFTPPeer(t, srv)
+	// The longest timeout: nothing but Stop can end the loop's wait.
+	p.rrq("big.bin", "timeout", "255")
+	if op, _, b := p.packet(); op != tftpOACK {
+		t.Fatalf("got opcode %d %q, want an OACK", op, b)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a guard against a hang, not an assertion
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	var ev *Event
+	for _, e := range srv.Events(nil) {
+		if e.Kind == KindTFTP && e.Path == "big.bin" {
+			ev = &e
+		}
+	}
+	if ev == nil || !strings.Contains(ev.Reason, errTFTPStopped.Error()) {
+		t.Errorf("transfer recorded as %+v, want ended by the stop", ev)
+	}
+}
+
+// Serving every address, the server answers from the one each request was
+// sent to, as clients expect.
+func TestTFTPAnswersFromAddressAskedWhenServingAll(t *testing.T) {
+	srv := startLoopback(t, func(c *Config) {
+		c.ServeAllAddrs = true
+		c.TFTPAddr = "0.0.0.0:0"
+	})
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	asked := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), srv.TFTPAddr().Port())
+	if _, err := conn.WriteToUDPAddrPort(rrqPacket("vmlinuz"), asked); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a guard against a hang, not an assertion
+	buf := make([]byte, 2048)
+	n, from, err := conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	if from != asked || n < 4 || binary.BigEndian.Uint16(buf) != tftpDATA {
+		t.Errorf("got %q from %s, want DATA from %s", buf[:n], from, asked)
+	}
+	conn.WriteToUDPAddrPort([]byte{0, tftpACK, 0, 1}, from)
+}
+
+// Transfers side by side through the server's own loop, each lock-step
+// from a port of its own, all get their file whole.
+func TestTFTPConcurrentTransfersComplete(t *testing.T) {
+	srv, big := startTFTPServer(t)
+	peers := make([]*tftpPeer, 16)
+	for i := range peers {
+		peers[i] = newTFTPPeer(t, srv)
+	}
+	got := make([][]byte, len(peers))
+	done := make(chan int)
+	for i, p := range peers {
+		go func() {
+			defer func() { done <- i }()
+			got[i] = p.fetch("big.bin")
+		}()
+	}
+	for range peers {
+		<-done
+	}
+	for i := range peers {
+		if !bytes.Equal(got[i], big) {
+			t.Errorf("peer %d got %d bytes, want the %d bytes of big.bin", i, len(got[i]), len(big))
+		}
 	}
 }
