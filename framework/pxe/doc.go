@@ -46,7 +46,8 @@
 // events and 8 MiB of their JSON (dropping the oldest), error replies quote
 // at most 64 bytes of input, and log lines are rate-limited (50 a second
 // after a burst of 500) with a SuppressedMessage line counting what was
-// dropped.
+// dropped. At most 512 TFTP transfers run at once; a request beyond that
+// gets an ERROR packet ("server busy") and an event.
 //
 // Every Config problem, whether Validate finds it or Start does when it
 // applies the value (a Root that does not exist, an unreadable kernel or

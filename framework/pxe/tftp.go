@@ -66,10 +66,18 @@ const (
 
 // TFTP error codes (RFC 1350, 2347).
 const (
-	tftpErrNotFound = 1
-	tftpErrAccess   = 2
-	tftpErrIllegal  = 4
+	tftpErrUndefined = 0
+	tftpErrNotFound  = 1
+	tftpErrAccess    = 2
+	tftpErrIllegal   = 4
 )
+
+// maxTFTPTransfers bounds the transfers that run at once, each holding a
+// file mapping and a slot in the loop: a rack of machines chainloading at
+// once fits (dnsmasq's default is 50), a client opening transfers from
+// port after port does not make the server grow. Requests beyond it get an
+// ERROR packet, which iPXE reports and retries.
+const maxTFTPTransfers = 512
 
 // errWriteRefused is what write requests get: the root is read-only.
 var errWriteRefused = errors.New("write requests are refused: read-only server")
@@ -97,10 +105,12 @@ type tftpServer struct {
 	// due is the earliest time a transfer may need sending again (zero
 	// when none runs): the loop's wait for datagrams ends then.
 	due time.Time
+	// maxTransfers bounds len(transfers) (maxTFTPTransfers; tests lower it).
+	maxTransfers int
 }
 
 func newTFTPServer(srv *Server, sock *tftpSocket) *tftpServer {
-	return &tftpServer{srv: srv, sock: sock, transfers: map[netip.AddrPort]*tftpTransfer{}}
+	return &tftpServer{srv: srv, sock: sock, transfers: map[netip.AddrPort]*tftpTransfer{}, maxTransfers: maxTFTPTransfers}
 }
 
 // tftpTransfer is one read transfer.
@@ -215,6 +225,13 @@ func (ts *tftpServer) request(op uint16, b []byte, from netip.AddrPort, local ne
 	req, perr := parseTFTPRequest(b[2:])
 	if op == tftpWRQ || perr != nil {
 		ts.refuse(op, req.name, perr, from, local)
+		return
+	}
+	if len(ts.transfers) >= ts.maxTransfers {
+		msg := fmt.Sprintf("server busy: %d transfers running, try again", ts.maxTransfers)
+		s.events.record(Event{Kind: KindTFTP, Protocol: ProtoTFTP, Path: req.name, Remote: from.String(),
+			MAC: s.macForRemote(from.Addr()), Reason: msg})
+		ts.sendError(tftpErrUndefined, msg, from, local)
 		return
 	}
 	t := &tftpTransfer{remote: from, local: local, to: sockaddr4(from), request: append([]byte(nil), b...), start: ts.now}

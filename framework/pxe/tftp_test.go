@@ -623,3 +623,43 @@ func TestTFTPConcurrentTransfersComplete(t *testing.T) {
 		}
 	}
 }
+
+// The server bounds the transfers that run at once: a request beyond the
+// bound gets an ERROR packet and is recorded, and one slot freed lets the
+// next request in.
+func TestTFTPRefusesTransfersBeyondItsBound(t *testing.T) {
+	srv, big := startTFTPServer(t)
+	ts := newLooplessTFTPServer(t, srv)
+	ts.maxTransfers = 2
+	ts.now = time.Now()
+	peers := []*tftpPeer{newTFTPPeer(t, srv), newTFTPPeer(t, srv), newTFTPPeer(t, srv)}
+	for _, p := range peers {
+		ts.handle(rrqPacket("big.bin"), p.addr(), netip.Addr{})
+	}
+	ts.flush()
+	for _, p := range peers[:2] {
+		if block, _ := p.data(); block != 1 {
+			t.Fatalf("a transfer within the bound got block %d, want 1", block)
+		}
+	}
+	if op, code, msg := peers[2].packet(); op != tftpERROR || code != tftpErrUndefined || !bytes.Contains(msg, []byte("server busy: 2 transfers running")) {
+		t.Fatalf("the third request got opcode %d code %d %q, want ERROR 0 saying the server is busy", op, code, msg)
+	}
+	if len(ts.transfers) != 2 {
+		t.Fatalf("%d transfers run, want the bound, 2", len(ts.transfers))
+	}
+	var busy bool
+	for _, ev := range srv.events.list("") {
+		busy = busy || strings.Contains(ev.Reason, "server busy")
+	}
+	if !busy {
+		t.Error("the refused request left no event")
+	}
+	// The first transfer ends (its client gives up with an ERROR); the third asks again and runs.
+	ts.handle([]byte{0, tftpERROR, 0, 0, 0}, peers[0].addr(), netip.Addr{})
+	ts.handle(rrqPacket("big.bin"), peers[2].addr(), netip.Addr{})
+	ts.flush()
+	if block, b := peers[2].data(); block != 1 || !bytes.Equal(b, big[:512]) {
+		t.Errorf("after a slot freed, the request got block %d, want block 1", block)
+	}
+}
