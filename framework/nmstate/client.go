@@ -106,9 +106,9 @@ type Condition struct {
 // Condition types of policies and enactments that the waits read.
 const (
 	Available   = "Available"
-	Degraded    = "Degraded" // a policy's: some node failed
-	Failing     = "Failing"  // an enactment's: its node failed
-	Aborted     = "Aborted"  // an enactment's: not tried, because another node failed
+	Degraded    = "Degraded"    // a policy's: some node failed
+	Failing     = "Failing"     // an enactment's: its node failed
+	Aborted     = "Aborted"     // an enactment's: not tried, because another node failed
 	Progressing = "Progressing" // both: the handler is applying the desired state
 )
 
