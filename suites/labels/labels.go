@@ -22,6 +22,10 @@ const (
 	// Fault marks specs that inject a fault (on the nodes or the PXE server) and check that the
 	// suite names it; they need faultInjection and are not part of a certification run.
 	Fault = "fault"
+	// NNCP marks specs that configure the PXE network by NodeNetworkConfigurationPolicy
+	// (kubernetes-nmstate, nmstate.io/v1); they skip, with the reason, on a cluster that does
+	// not serve it.
+	NNCP = "nncp"
 	// Certification marks the specs a vendor runs against an existing cluster
 	// (`make certify`): they create nothing outside their own namespaces.
 	Certification = "certification"
@@ -29,5 +33,5 @@ const (
 
 // All returns every label above, for documentation and checks.
 func All() []string {
-	return []string{PXE, BIOS, EFI, Negative, VLAN, Isolation, Slow, Fault, Certification}
+	return []string{PXE, BIOS, EFI, Negative, VLAN, Isolation, Slow, Fault, NNCP, Certification}
 }
