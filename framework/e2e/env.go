@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"kubevirt.io/client-go/kubecli"
@@ -23,6 +24,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/cluster"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
+	"github.com/pxe-conformance/pxe-conformance/framework/nmstate"
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/preflight"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
@@ -56,6 +58,10 @@ type Env struct {
 	VLANReason string
 	// IsolationReason is why the isolation spec skips; empty when Config.IsolationBridge exists.
 	IsolationReason string
+	// NMState drives kubernetes-nmstate; NNCPReason is why specs that need it skip (empty
+	// when the cluster serves NodeNetworkConfigurationPolicy).
+	NMState    *nmstate.Client
+	NNCPReason string
 	// Payload is the guest kernel and initramfs the PXE server hands out.
 	Payload *bootimage.Payload
 	// ServerPayload is Payload with iPXE's loaders, packed once for every PXE server pod.
@@ -65,6 +71,8 @@ type Env struct {
 	Password string
 
 	runnerNS string // namespace of the pod runner, deleted by Close
+
+	bridge *nmstate.Bridge // the run's bridge, when CreateBridge made it; Finish removes it
 
 	lane, lanes int // this process's lane on the PXE network, of how many (SetLane)
 
@@ -163,6 +171,11 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 	if e.NADs, err = nadclient.NewForConfig(c.REST); err != nil {
 		return nil, report, err
 	}
+	dyn, err := dynamic.NewForConfig(c.REST)
+	if err != nil {
+		return nil, report, err
+	}
+	e.NMState = nmstate.NewClient(dyn, nmstate.DefaultPoll)
 
 	nodes, err := e.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -187,7 +200,7 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 	}
 	e.runnerNS = ns.Name
 	e.remember(ns.Name)
-	probes := preflight.Cluster{Kube: e.Kube, KubeVirt: e.Virt.GeneratedKubeVirtClient().KubevirtV1(), NADs: e.NADs, Nodes: e.Nodes}
+	probes := preflight.Cluster{Kube: e.Kube, KubeVirt: e.Virt.GeneratedKubeVirtClient().KubevirtV1(), NADs: e.NADs, Nodes: e.Nodes, NMState: e.NMState}
 	if probes.Node, err = e.podRunner(); err != nil {
 		return nil, report, err
 	}
@@ -203,6 +216,7 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 	e.KubeVirtVersion, e.Emulation = report.KubeVirtVersion, report.Emulation
 	e.IsolationReason = report.Unavailable(preflight.IsolationBridge)
 	e.VLANReason = report.Unavailable(preflight.VLAN)
+	e.NNCPReason = report.Unavailable(preflight.NMState)
 	if e.Emulation {
 		e.Config = e.Config.ForEmulation()
 	}
@@ -258,8 +272,9 @@ func nodeReady(n corev1.Node) bool {
 	return false
 }
 
-// Finish ends a run: it waits for the spec namespaces whose deletion Spec.Delete started, removes
-// what Setup created and then, unless checkLeftovers is false, fails when any namespace the
+// Finish ends a run: it waits for the spec namespaces whose deletion Spec.Delete started,
+// removes the run's bridge when CreateBridge made it (leaving the nodes' interfaces as they
+// were), removes what Setup created and then, unless checkLeftovers is false, fails when any namespace the
 // suite created is still there. Removal comes first so that the
 // check counts only what specs left behind (it once counted Setup's own probe namespace,
 // whose removal Ginkgo ran after the check, and failed every run on a vendor's cluster).
@@ -272,8 +287,13 @@ func (e *Env) Finish(ctx context.Context, checkLeftovers bool) error {
 	for _, ns := range deleting {
 		gone = append(gone, waitNamespaceGone(ctx, e.Kube, ns, e.Config.Timeouts.Cleanup))
 	}
-	if err := errors.Join(gone...); err != nil {
-		return fmt.Errorf("spec namespaces: %w", err)
+	nsErr := errors.Join(gone...)
+	if nsErr != nil {
+		nsErr = fmt.Errorf("spec namespaces: %w", nsErr)
+	}
+	// The run's bridge goes even when a namespace lingers: its policy is cluster-wide.
+	if err := errors.Join(nsErr, e.removeBridge(ctx)); err != nil {
+		return err
 	}
 	if err := e.Close(ctx); err != nil {
 		return fmt.Errorf("remove the node probes' namespace: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"net"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,8 +31,9 @@ type Spec struct {
 	Name string
 	// Namespace holds everything the spec creates.
 	Namespace string
-	// PXE is the spec's PXE server, once deployed.
-	PXE *pxepod.Server
+	// PXE is the spec's PXE server, once deployed; Allowed its allow-list.
+	PXE     *pxepod.Server
+	Allowed []string
 	// Guest is the spec's VMI with its serial console, once started.
 	Guest *vmiguest.Guest
 	// Screenshot is the boot screen, once captured.
@@ -157,7 +159,7 @@ func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string
 	if err != nil {
 		return nil, err
 	}
-	s.PXE = srv
+	s.PXE, s.Allowed = srv, slices.Clone(allowed)
 	return srv, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pxe-conformance/pxe-conformance/framework/multus"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/nmstate"
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
@@ -26,6 +27,7 @@ const (
 	Multus          = "multus"
 	PXEServerImage  = "pxe-server-image"
 	CNIPlugins      = "cni-plugins"
+	NMState         = "nmstate"
 	Bridge          = "bridge"
 	IsolationBridge = "isolation-bridge"
 	BridgeNetfilter = "bridge-netfilter"
@@ -43,6 +45,7 @@ func Checks() []Check {
 		{Multus, true, checkMultus},
 		{PXEServerImage, true, checkImage},
 		{CNIPlugins, true, checkCNIPlugins},
+		{NMState, false, checkNMState},
 		{Bridge, true, checkBridge},
 		{IsolationBridge, false, checkIsolationBridge},
 		{BridgeNetfilter, true, checkNetfilter},
@@ -59,6 +62,11 @@ type run struct {
 	// kv is the KubeVirt resource, or kvErr why there is none.
 	kv    *kvv1.KubeVirt
 	kvErr error
+	// nmServed says the cluster serves NodeNetworkConfigurationPolicy (nmErr: the discovery
+	// read failed); nmVersions what kubernetes-nmstate's handler reports it runs.
+	nmServed   bool
+	nmErr      error
+	nmVersions string
 	// unpullable holds, by node, why the probe image could not be pulled there: the node
 	// probes that follow skip those nodes, pointing at the image's check.
 	mu         sync.Mutex
@@ -86,6 +94,23 @@ func (r *run) readKubeVirt(ctx context.Context) {
 	default:
 		r.kv = &list.Items[0]
 	}
+}
+
+// readNMState asks API discovery whether kubernetes-nmstate's policies are served and, when
+// they are, reads the versions its handler reports on the nodes.
+func (r *run) readNMState(ctx context.Context) {
+	r.nmServed, r.nmErr = bounded(ctx, r.cfg.Timeouts.NodeProbe, func() (bool, error) { return nmstate.Served(r.Kube.Discovery()) })
+	if !r.nmServed || r.NMState == nil {
+		return
+	}
+	ctx, cancel := r.bounded(ctx)
+	defer cancel()
+	states, err := r.NMState.NodeStates(ctx, r.Nodes)
+	if err != nil {
+		r.nmVersions = "versions unknown: " + err.Error()
+		return
+	}
+	r.nmVersions = nmstate.Versions(states)
 }
 
 const installKubeVirt = "install KubeVirt and wait until its KubeVirt resource is Available (`make cluster` does on kind)"
@@ -279,25 +304,59 @@ func checkCNIPlugins(ctx context.Context, r *run) verdict {
 	return pass("%s in %s on every node (%d)", strings.Join(cniNeeded, " and "), CNIBinDir, len(r.Nodes))
 }
 
-// bridgeProblems probes for bridge name on every node.
-func (r *run) bridgeProblems(ctx context.Context, name string) []string {
+// bridgeProblems probes for bridge name on every node, which should have it (present) or
+// not.
+func (r *run) bridgeProblems(ctx context.Context, name string, present bool) []string {
 	return r.eachNode(ctx, func(ctx context.Context, node string) string {
 		ok, err := network.BridgeExists(ctx, r.Node, node, name)
 		switch {
 		case err != nil:
 			return err.Error()
-		case !ok:
+		case present && !ok:
 			return fmt.Sprintf("bridge %q absent on node %s", name, node)
+		case !present && ok:
+			return fmt.Sprintf("bridge %q already on node %s", name, node)
 		}
 		return ""
 	})
 }
 
-func checkBridge(ctx context.Context, r *run) verdict {
-	if p := r.bridgeProblems(ctx, r.cfg.Bridge); len(p) > 0 {
-		return nodesFailed(fmt.Sprintf("create bridge %q on every node, or set bridge to the one that carries the PXE network", r.cfg.Bridge), p)
+// installNMState is what to do when kubernetes-nmstate is missing.
+const installNMState = "install kubernetes-nmstate (its operator and an NMState resource; its handler needs NetworkManager on the nodes)"
+
+func checkNMState(_ context.Context, r *run) verdict {
+	switch {
+	case r.nmErr != nil:
+		return fail("the nncp spec skips", "%v", r.nmErr)
+	case !r.nmServed:
+		return fail("the nncp spec skips; to run it, "+installNMState, "%s", nmstate.NotServed)
 	}
-	return pass("bridge %q on every node (%d)", r.cfg.Bridge, len(r.Nodes))
+	return pass("nmstate.io/v1 NodeNetworkConfigurationPolicy served (kubernetes-nmstate: %s)", r.nmVersions)
+}
+
+// checkBridge says which way the run gets its bridge: expected on every node, or created by
+// the suite by policy (bridge.create: nncp), which needs kubernetes-nmstate and a name that
+// no node has yet: the policy would take over a bridge of that name, and its removal at the
+// end would take it away from the node.
+func checkBridge(ctx context.Context, r *run) verdict {
+	b := r.cfg.Bridge
+	if r.cfg.BridgeCreate != settings.BridgeByNNCP {
+		if p := r.bridgeProblems(ctx, b, true); len(p) > 0 {
+			return nodesFailed(fmt.Sprintf("create bridge %q on every node, or set bridge to the one that carries the PXE network, or set bridge.create to %s to have the suite create it by NodeNetworkConfigurationPolicy", b, settings.BridgeByNNCP), p)
+		}
+		return pass("bridge %q expected on every node, and there (%d)", b, len(r.Nodes))
+	}
+	switch {
+	case r.nmErr != nil:
+		return fail("", "bridge.create is %s: %v", settings.BridgeByNNCP, r.nmErr)
+	case !r.nmServed:
+		return fail(fmt.Sprintf("%s, or leave bridge.create empty and create bridge %q on every node", installNMState, b),
+			"bridge.create is %s, but %s", settings.BridgeByNNCP, nmstate.NotServed)
+	}
+	if problems := r.bridgeProblems(ctx, b, false); len(problems) > 0 {
+		return nodesFailed(fmt.Sprintf("the suite creates bridge %q by policy and removes it at the end: set bridge to a name no node has, or leave bridge.create empty to use the existing one", b), problems)
+	}
+	return pass("bridge %q created by NodeNetworkConfigurationPolicy before the specs and removed at the end (kubernetes-nmstate: %s)", b, r.nmVersions)
 }
 
 func checkIsolationBridge(ctx context.Context, r *run) verdict {
@@ -308,7 +367,7 @@ func checkIsolationBridge(ctx context.Context, r *run) verdict {
 	case b == "":
 		return skip("no isolation bridge configured (isolationBridge is empty)")
 	}
-	if p := r.bridgeProblems(ctx, b); len(p) > 0 {
+	if p := r.bridgeProblems(ctx, b, true); len(p) > 0 {
 		return nodesFailed(fmt.Sprintf("the isolation spec skips; create bridge %q, unconnected to %q, on every node, or set skip.isolation", b, r.cfg.Bridge), p)
 	}
 	return pass("isolation bridge %q on every node (%d)", b, len(r.Nodes))

@@ -1,6 +1,7 @@
 // Package preflight checks that a cluster can run the conformance suite, before it runs: one
 // Check per thing the suite needs (KubeVirt Available, KVM or emulation, Multus, the bridge CNI
-// plugins, the bridges, bridged traffic past netfilter, the screenshot subresource, the PXE
+// plugins, kubernetes-nmstate, the bridges (expected on every node, or created by policy when
+// settings say bridge.create: nncp), bridged traffic past netfilter, the screenshot subresource, the PXE
 // server image, virt-launcher's serial console log, VLANs). Each check is required or optional
 // and ends PASS, FAIL or SKIP (an optional part switched off in settings.Skip) with its reason
 // and, when it did not pass, what to do.

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
 
+	"github.com/pxe-conformance/pxe-conformance/framework/nmstate"
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
@@ -66,6 +67,10 @@ type Cluster struct {
 	// LinkNode is Node allowed to change links (NET_ADMIN), for the VLAN probe's throwaway
 	// bridge.
 	LinkNode nodeexec.Runner
+	// NMState reads kubernetes-nmstate's NodeNetworkStates for the versions it runs; nil
+	// leaves them unknown. Whether the cluster serves policies at all comes from Kube's API
+	// discovery.
+	NMState *nmstate.Client
 }
 
 // CNIBinDir is where the CNI specification's convention puts the plugins on a node.
@@ -166,6 +171,7 @@ func (r Report) Err() error {
 func Run(ctx context.Context, c Cluster, cfg settings.Config) (Report, error) {
 	r := &run{Cluster: c, cfg: cfg}
 	r.readKubeVirt(ctx)
+	r.readNMState(ctx)
 	var rep Report
 	for _, ch := range Checks() {
 		if err := ctx.Err(); err != nil {

@@ -14,12 +14,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	kvv1 "kubevirt.io/api/core/v1"
 	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
 
+	"github.com/pxe-conformance/pxe-conformance/framework/nmstate"
 	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 )
@@ -99,16 +103,17 @@ type healthy struct {
 	kv      kvv1.KubeVirt
 	nodes   map[string]*fakeNode
 	objects []runtime.Object
-	// screenshot says API discovery lists the screenshot subresource.
-	screenshot bool
-	cfg        settings.Config
+	// screenshot says API discovery lists the screenshot subresource; nmstate that it lists
+	// kubernetes-nmstate's policies, whose handler reports on every node.
+	screenshot, nmstate bool
+	cfg                 settings.Config
 }
 
 func newHealthy() *healthy {
 	kv := kvv1.KubeVirt{ObjectMeta: metav1.ObjectMeta{Namespace: "kubevirt", Name: "kubevirt"},
 		Status: kvv1.KubeVirtStatus{Phase: kvv1.KubeVirtPhaseDeployed, ObservedKubeVirtVersion: "v1.9.0",
 			Conditions: []kvv1.KubeVirtCondition{{Type: kvv1.KubeVirtConditionAvailable, Status: corev1.ConditionTrue}}}}
-	h := &healthy{kv: kv, screenshot: true, cfg: settings.Default(), nodes: map[string]*fakeNode{}}
+	h := &healthy{kv: kv, screenshot: true, nmstate: true, cfg: settings.Default(), nodes: map[string]*fakeNode{}}
 	multus := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-multus-ds"},
 		Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 2, NumberReady: 2}}
 	h.objects = append(h.objects, multus)
@@ -125,17 +130,33 @@ func newHealthy() *healthy {
 func (h *healthy) run(t *testing.T) (Report, *fakeNodes) {
 	t.Helper()
 	kube := kubefake.NewClientset(h.objects...)
+	disc := kube.Discovery().(*fakediscovery.FakeDiscovery)
 	if h.screenshot {
-		kube.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{{GroupVersion: screenshotGroupVersion,
-			APIResources: []metav1.APIResource{{Name: "virtualmachineinstances"}, {Name: screenshotResource}}}}
+		disc.Resources = append(disc.Resources, &metav1.APIResourceList{GroupVersion: screenshotGroupVersion,
+			APIResources: []metav1.APIResource{{Name: "virtualmachineinstances"}, {Name: screenshotResource}}})
 	}
+	var states []runtime.Object
+	if h.nmstate {
+		disc.Resources = append(disc.Resources, &metav1.APIResourceList{GroupVersion: "nmstate.io/v1",
+			APIResources: []metav1.APIResource{{Name: "nmstates"}, {Name: "nodenetworkconfigurationpolicies"}}})
+		for _, n := range []string{"w1", "w2"} {
+			s := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{
+				"handlerNmstateVersion": "2.2.40", "hostNetworkManagerVersion": "1.52.1"}}}
+			s.SetAPIVersion("nmstate.io/v1beta1")
+			s.SetKind("NodeNetworkState")
+			s.SetName(n)
+			states = append(states, s)
+		}
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{nmstate.StateResource: "NodeNetworkStateList"}, states...)
 	var kvs []kvv1.KubeVirt
 	if h.kv.Name != "" {
 		kvs = append(kvs, h.kv)
 	}
 	nodes := &fakeNodes{nodes: h.nodes}
 	rep, err := Run(context.Background(), Cluster{Kube: kube, KubeVirt: fakeKubeVirts{items: kvs},
-		Nodes: []string{"w1", "w2"}, Node: nodes, CNINode: nodes, LinkNode: nodes}, h.cfg)
+		Nodes: []string{"w1", "w2"}, Node: nodes, CNINode: nodes, LinkNode: nodes, NMState: nmstate.NewClient(dyn, 0)}, h.cfg)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -189,7 +210,8 @@ func TestEachCheckFailsNamingWhatIsMissing(t *testing.T) {
 		{PXEServerImage, func(h *healthy) { h.nodes["w2"].noPull = true },
 			[]string{"image pxec.local/pxe-server:dev cannot be pulled: node w2: ImagePullBackOff", "images.pxeServer"}},
 		{CNIPlugins, func(h *healthy) { h.nodes["w2"].cni = "bridge\nhost-local\n" }, []string{"node w2 lacks static in /opt/cni/bin", "install the CNI"}},
-		{Bridge, func(h *healthy) { h.nodes["w2"].bridges = []string{"br2"} }, []string{`bridge "br1" absent on node w2`, `create bridge "br1" on every node`}},
+		{NMState, func(h *healthy) { h.nmstate = false }, []string{nmstate.NotServed, "the nncp spec skips; to run it, install kubernetes-nmstate"}},
+		{Bridge, func(h *healthy) { h.nodes["w2"].bridges = []string{"br2"} }, []string{`bridge "br1" absent on node w2`, `create bridge "br1" on every node`, "bridge.create to nncp"}},
 		{IsolationBridge, func(h *healthy) { h.nodes["w1"].bridges = []string{"br1"} }, []string{`bridge "br2" absent on node w1`, "skip.isolation"}},
 		{BridgeNetfilter, func(h *healthy) {
 			h.nodes["w1"].netfilter = "bridge-nf-call-iptables=1\nbridge-nf-call-ip6tables=0\niptables-forward=-P FORWARD DROP\nip6tables-forward=-P FORWARD ACCEPT\n"
@@ -231,6 +253,39 @@ func TestEachCheckFailsNamingWhatIsMissing(t *testing.T) {
 			}
 			if !r.Required && rep.Unavailable(tt.check) != r.Reason+" — "+r.Fix {
 				t.Errorf("Unavailable(%s) = %q, want the line's reason and fix for the spec's skip", tt.check, rep.Unavailable(tt.check))
+			}
+		})
+	}
+}
+
+// TestBridgeCheckSaysWhichModeTheRunUses: the bridge expected on every node, or created by
+// policy (bridge.create: nncp), which needs kubernetes-nmstate and a name no node has.
+func TestBridgeCheckSaysWhichModeTheRunUses(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(h *healthy)
+		status Status
+		want   string
+	}{
+		{"expected", func(*healthy) {}, Pass, `PASS  bridge  bridge "br1" expected on every node, and there (2)`},
+		{"by policy", func(h *healthy) { h.cfg.BridgeCreate = settings.BridgeByNNCP; h.cfg.Bridge = "br9" }, Pass,
+			`PASS  bridge  bridge "br9" created by NodeNetworkConfigurationPolicy before the specs and removed at the end (kubernetes-nmstate: nmstate 2.2.40, NetworkManager 1.52.1)`},
+		{"by policy without kubernetes-nmstate", func(h *healthy) { h.cfg.BridgeCreate = settings.BridgeByNNCP; h.cfg.Bridge = "br9"; h.nmstate = false }, Fail,
+			`FAIL  bridge  bridge.create is nncp, but ` + nmstate.NotServed + ` — install kubernetes-nmstate (its operator and an NMState resource; its handler needs NetworkManager on the nodes), or leave bridge.create empty and create bridge "br9" on every node`},
+		{"by policy, but a node has the bridge already", func(h *healthy) { h.cfg.BridgeCreate = settings.BridgeByNNCP; h.nodes["w1"].bridges = []string{"br2"} }, Fail,
+			`FAIL  bridge  bridge "br1" already on node w2 — the suite creates bridge "br1" by policy and removes it at the end: set bridge to a name no node has, or leave bridge.create empty to use the existing one`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHealthy()
+			tt.change(h)
+			rep, _ := h.run(t)
+			r := result(t, rep, Bridge)
+			if r.Status != tt.status || r.String() != tt.want {
+				t.Errorf("\n%s\nwant\n%s", r, tt.want)
+			}
+			if (rep.Err() != nil) != (tt.status == Fail) {
+				t.Errorf("Err() = %v: the bridge check is required", rep.Err())
 			}
 		})
 	}

@@ -16,6 +16,11 @@ type Config struct {
 	AllowedMACs []string `json:"allowedMACs"`
 	// Bridge is the Linux bridge on the nodes that carries the PXE network.
 	Bridge string `json:"bridge"`
+	// BridgeCreate says who makes Bridge: BridgeExpected (empty), the cluster's owner before the
+	// run; or BridgeByNNCP, the suite, by a NodeNetworkConfigurationPolicy (kubernetes-nmstate)
+	// before the specs, removed again by the same policy with the bridge absent at the end. The
+	// key is "bridge.create", beside "bridge", in files, flags and PXEC_BRIDGE_CREATE alike.
+	BridgeCreate string `json:"bridge.create"`
 	// IsolationBridge is a second node bridge, not connected to Bridge, for the isolation spec;
 	// empty (or absent on the nodes) skips that spec with the reason.
 	IsolationBridge string `json:"isolationBridge"`
@@ -90,6 +95,10 @@ type Timeouts struct {
 	NodeProbe time.Duration
 	// Cleanup bounds the deletion of what a spec created.
 	Cleanup time.Duration
+	// NodeNetwork bounds one change of the nodes' network by kubernetes-nmstate: a
+	// NodeNetworkConfigurationPolicy Available with every node's enactment, or the nodes'
+	// NodeNetworkStates reporting the change.
+	NodeNetwork time.Duration
 }
 
 // Spec is the bound of a whole spec: every step's bound in turn, with the cleanup.
@@ -100,6 +109,14 @@ func (t Timeouts) Spec() time.Duration {
 	}
 	return sum
 }
+
+// The values of BridgeCreate.
+const (
+	// BridgeExpected: the bridge exists on every node before the run (preflight checks it).
+	BridgeExpected = ""
+	// BridgeByNNCP: the suite creates the bridge by NodeNetworkConfigurationPolicy.
+	BridgeByNNCP = "nncp"
+)
 
 // DefaultMAC is the PXE interface's MAC in the documented procedure.
 const DefaultMAC = "de:00:00:00:00:de"
@@ -132,6 +149,7 @@ func Default() Config {
 			PXEServer:    3 * time.Minute,
 			NodeProbe:    2 * time.Minute,
 			Cleanup:      3 * time.Minute,
+			NodeNetwork:  2 * time.Minute,
 		},
 		EmulationScale: 3,
 	}

@@ -30,6 +30,7 @@ func (t *Timeouts) Fields() []TimeoutField {
 		{"pxeServer", "the PXE server pod's creation to serving", &t.PXEServer},
 		{"nodeProbe", "one command on a node (a probe pod's whole life)", &t.NodeProbe},
 		{"cleanup", "deleting what a spec created", &t.Cleanup},
+		{"nodeNetwork", "a NodeNetworkConfigurationPolicy Available on every node, or the nodes' NodeNetworkStates showing the change", &t.NodeNetwork},
 	}
 }
 

@@ -41,6 +41,11 @@ func (c Config) Validate() error {
 	if err := checkBridgeName(c.Bridge); err != nil {
 		bad("bridge", c.Bridge, "%v", err)
 	}
+	switch c.BridgeCreate {
+	case BridgeExpected, BridgeByNNCP:
+	default:
+		bad("bridge.create", c.BridgeCreate, "unknown: must be empty (the bridge exists on every node) or %s (the suite creates it by NodeNetworkConfigurationPolicy)", BridgeByNNCP)
+	}
 	if c.IsolationBridge != "" {
 		if err := checkBridgeName(c.IsolationBridge); err != nil {
 			bad("isolationBridge", c.IsolationBridge, "%v", err)

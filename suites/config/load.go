@@ -76,6 +76,7 @@ func allSettings() []setting {
 				return nil
 			}},
 		str("bridge", "Linux bridge on the nodes that carries the PXE network", func(c *settings.Config) *string { return &c.Bridge }),
+		str("bridge.create", "who makes the bridge: empty, it exists on every node; nncp, the suite, by NodeNetworkConfigurationPolicy (kubernetes-nmstate)", func(c *settings.Config) *string { return &c.BridgeCreate }),
 		str("isolationBridge", "second node bridge, unconnected to bridge, for the isolation spec; empty skips it", func(c *settings.Config) *string { return &c.IsolationBridge }),
 		{key: "vlan", usage: "VLAN of the PXE network on the bridge, 0 for none",
 			get: func(c *settings.Config) string { return strconv.Itoa(c.VLAN) },

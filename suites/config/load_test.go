@@ -98,6 +98,12 @@ timeouts:
 			want: func(*settings.Config) {}},
 		{name: "skip switches from a flag and env", args: []string{"--pxec.skip.isolation"}, env: map[string]string{"PXEC_SKIP_VLAN": "true"},
 			want: func(c *settings.Config) { c.Skip = settings.Skip{Isolation: true, VLAN: true} }},
+		{name: "bridge.create from a file beside bridge", args: []string{"--pxec.config=" + writeFile(t, "nncp.yaml", "bridge: pxebr\nbridge.create: nncp\n")},
+			want: func(c *settings.Config) { c.Bridge, c.BridgeCreate = "pxebr", settings.BridgeByNNCP }},
+		{name: "bridge.create from env and flag", args: []string{"--pxec.bridge.create="}, env: map[string]string{"PXEC_BRIDGE_CREATE": "nncp", "PXEC_TIMEOUTS_NODE_NETWORK": "5m"},
+			want: func(c *settings.Config) { c.Timeouts.NodeNetwork = 5 * time.Minute }},
+		{name: "bridge.create from env", env: map[string]string{"PXEC_BRIDGE_CREATE": "nncp"},
+			want: func(c *settings.Config) { c.BridgeCreate = settings.BridgeByNNCP }},
 		{name: "every kind of value from env", env: map[string]string{
 			"PXEC_KUBECONFIG": "/k", "PXEC_KEEP_ON_FAILURE": "1", "PXEC_IMAGES_PXE_SERVER": "r/p:2", "PXEC_EMULATION_SCALE": "4.5",
 			"PXEC_TIMEOUTS_CLEANUP": "30s"},

@@ -20,6 +20,7 @@ func TestEnvNameSplitsCamelCase(t *testing.T) {
 		{"timeouts.dhcp", "PXEC_TIMEOUTS_DHCP"},
 		{"config", "PXEC_CONFIG"},
 		{"skip.isolation", "PXEC_SKIP_ISOLATION"},
+		{"bridge.create", "PXEC_BRIDGE_CREATE"},
 	}
 	for _, tt := range tests {
 		if got := envName(tt.key); got != tt.want {
@@ -64,10 +65,10 @@ func TestSettingsCoverEveryField(t *testing.T) {
 
 // TestSettingsRoundTrip checks each setting's parser against its printer on a changed config.
 func TestSettingsRoundTrip(t *testing.T) {
-	src := settings.Config{MAC: "02:00:00:00:00:01", Bridge: "pxebr", VLAN: 100, Namespace: "ns", Firmware: []firmware.Firmware{firmware.EFI},
+	src := settings.Config{MAC: "02:00:00:00:00:01", Bridge: "pxebr", BridgeCreate: settings.BridgeByNNCP, VLAN: 100, Namespace: "ns", Firmware: []firmware.Firmware{firmware.EFI},
 		Kubeconfig: "/k", KeepOnFailure: true, Skip: settings.Skip{Isolation: true, VLAN: true}, ArtifactsDir: "/a", Images: settings.Images{PXEServer: "img:1"},
 		Timeouts: settings.Timeouts{VMIRunning: 1, BootMenu: 2, IPXE: 3, Screenshot: 4, DHCP: 5, PXEBoot: 6, GuestReady: 7, SSH: 8,
-			ConsoleLogin: 9, PXEServer: 10, NodeProbe: 11, Cleanup: 12},
+			ConsoleLogin: 9, PXEServer: 10, NodeProbe: 11, Cleanup: 12, NodeNetwork: 13},
 		EmulationScale: 1.5}
 	var dst settings.Config
 	for _, s := range allSettings() {

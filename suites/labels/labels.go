@@ -23,6 +23,10 @@ const (
 	// that the suite names it, or that the boot survives it (a guest reboot); those that change
 	// the nodes need faultInjection. They are not part of a certification run.
 	Fault = "fault"
+	// NNCP marks specs that configure the PXE network by NodeNetworkConfigurationPolicy
+	// (kubernetes-nmstate, nmstate.io/v1); they skip, with the reason, on a cluster that does
+	// not serve it.
+	NNCP = "nncp"
 	// Certification marks the specs a vendor runs against an existing cluster
 	// (`make certify`): they create nothing outside their own namespaces.
 	Certification = "certification"
@@ -30,5 +34,5 @@ const (
 
 // All returns every label above, for documentation and checks.
 func All() []string {
-	return []string{PXE, BIOS, EFI, Negative, VLAN, Isolation, Slow, Fault, Certification}
+	return []string{PXE, BIOS, EFI, Negative, VLAN, Isolation, Slow, Fault, NNCP, Certification}
 }

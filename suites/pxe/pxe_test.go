@@ -21,6 +21,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/firmware"
 	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
+	"github.com/pxe-conformance/pxe-conformance/framework/settings"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmi"
 	"github.com/pxe-conformance/pxe-conformance/framework/vmiguest"
 	"github.com/pxe-conformance/pxe-conformance/suites/labels"
@@ -32,13 +33,24 @@ const (
 	serverNAD = "pxe-server-net" // the PXE server's: same bridge, fixed address
 )
 
-// setUpNetwork runs the procedure's first three steps in the spec's namespace: the bridge is
-// connected (preflight checked it), the PXE server runs on it with allowed on its allow-list,
-// and the VM's NetworkAttachmentDefinition exists.
+// setUpNetwork runs the procedure's first three steps in the spec's namespace on the run's
+// bridge: the bridge is connected (preflight checked it, or the suite made it by policy), the
+// PXE server runs on it with allowed on its allow-list, and the VM's
+// NetworkAttachmentDefinition exists.
 func setUpNetwork(ctx context.Context, s *e2e.Spec, allowed []string) {
 	GinkgoHelper()
-	bridge, vlan := env.Config.Bridge, env.Config.VLAN
-	By(fmt.Sprintf("Connect the Linux bridge: %s exists on every node (preflight)", bridge))
+	how := "exists on every node (preflight)"
+	if env.Config.BridgeCreate == settings.BridgeByNNCP {
+		how = "made on every node by NodeNetworkConfigurationPolicy before the specs"
+	}
+	connectNetwork(ctx, s, env.Config.Bridge, how, allowed)
+}
+
+// connectNetwork runs those steps on bridge, which is connected as how says.
+func connectNetwork(ctx context.Context, s *e2e.Spec, bridge, how string, allowed []string) {
+	GinkgoHelper()
+	vlan := env.Config.VLAN
+	By(fmt.Sprintf("Connect the Linux bridge: %s %s", bridge, how))
 	deployServer(ctx, s, bridge, vlan, allowed)
 	By(fmt.Sprintf("Create the NetworkAttachmentDefinition %s: bridge %s, VLAN %d, no IPAM", vmNAD, bridge, vlan))
 	Expect(s.CreateNAD(ctx, vmNAD, bridge, vlan)).To(Succeed())
@@ -103,77 +115,85 @@ var _ = Describe("PXE booting a VirtualMachineInstance over a bridge network", L
 			s := newSpec(ctx)
 			mac := env.Config.MAC
 			setUpNetwork(ctx, s, env.Config.AllowList())
-			boot := bootVMI(ctx, s, mac, vmNAD, fw)
-
-			By("Watch the boot: iPXE opens the bridge interface on the serial console")
-			line, err := boot.WaitIPXE(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			GinkgoWriter.Printf("console: %q\n", line)
-
-			By("View the VM using VNC: capture the boot screen as a PNG")
-			s.Screenshot, err = boot.CaptureScreen(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			png, err := s.SaveScreenshot(artifactDir(CurrentSpecReport()))
-			Expect(err).NotTo(HaveOccurred())
-			AddReportEntry("boot screen", fmt.Sprintf("%s (%dx%d) via %s", png, s.Screenshot.Bounds().Dx(), s.Screenshot.Bounds().Dy(), s.Guest.ScreenVia))
-			expectScreenshotTakesNoSession(ctx, s, boot)
-
-			By("The PXE server answers the VM's DHCP with its reserved address")
-			ack, err := boot.WaitDHCP(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(ack.IP).NotTo(BeEmpty())
-
-			By("The PXE server serves the iPXE script, kernel and initramfs over HTTP")
-			payload, err := boot.WaitPayload(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(payload.Kernel.Bytes).To(BeNumerically("==", fileSize(env.Payload.Kernel)), "kernel bytes served")
-			Expect(payload.Initrd.Bytes).To(BeNumerically("==", fileSize(env.Payload.Initrd)), "initramfs bytes served")
-
-			By("The guest is ready: its ready line carries the MAC and the served script's nonce")
-			ready, err := boot.WaitReady(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(boot.CheckReady(ready, payload.Nonce)).To(Succeed(), "the guest booted from another script than the one served to %s", mac)
-
-			By("Log in over SSH (KubeVirt port-forward) with the host key pinned from the console")
-			client, err := s.SSH(ctx, boot, ready.HostKeyFingerprint)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(client.Close)
-
-			By("Log in on the serial console")
-			host, err := s.Login(ctx, boot)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(host).NotTo(BeEmpty())
-
-			By("Verify eth1 carries the specified MAC and has no IP address")
-			ifs, err := boot.Interfaces(ctx, client)
-			Expect(err).NotTo(HaveOccurred())
-			eth1, err := procedure.CheckBridgeNIC(ifs, "eth1", boot.MAC)
-			Expect(err).NotTo(HaveOccurred())
-			GinkgoWriter.Println(eth1)
-
-			By("Verify eth0 (pod network) has an IPv4 address")
-			eth0, err := procedure.CheckPodNIC(ifs, "eth0")
-			Expect(err).NotTo(HaveOccurred())
-			GinkgoWriter.Println(eth0)
-
-			By("The PXE server's events for the MAC tell the same story")
-			events, err := boot.Events(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(kinds(events)).To(ContainElements(pxe.KindDHCPAck, pxe.KindScript, pxe.KindHTTP))
-			Expect(kinds(events)).NotTo(ContainElement(pxe.KindDHCPIgnored))
-			AddReportEntry("boot chain", procedure.BootChain(events))
-
-			By("The PXE server answered no other guest on the bridge (other specs' guests may share it)")
-			c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.DHCP)
-			defer cancel()
-			all, err := s.PXE.Events(c, "")
-			Expect(err).NotTo(HaveOccurred())
-			Expect(answeredOutside(all, env.Config.AllowList())).To(BeEmpty(), "DHCP answers to MACs not on the server's allow-list")
-			Expect(s.SaveEvents(artifactDir(CurrentSpecReport()), events)).To(Succeed(), "the results page's timeline")
-			s.Timings.Mark(procedure.StepDone)
+			followProcedure(ctx, s, mac, fw)
 		})
 	}
 })
+
+// followProcedure boots the documented VMI (MAC mac on the VM's NetworkAttachmentDefinition,
+// bootOrder 1, firmware fw) from the spec's PXE server and checks every step of the documented
+// procedure, from iPXE on the console to eth1 and eth0 in the guest and the server's own log.
+func followProcedure(ctx context.Context, s *e2e.Spec, mac string, fw firmware.Firmware) {
+	GinkgoHelper()
+	boot := bootVMI(ctx, s, mac, vmNAD, fw)
+
+	By("Watch the boot: iPXE opens the bridge interface on the serial console")
+	line, err := boot.WaitIPXE(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	GinkgoWriter.Printf("console: %q\n", line)
+
+	By("View the VM using VNC: capture the boot screen as a PNG")
+	s.Screenshot, err = boot.CaptureScreen(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	png, err := s.SaveScreenshot(artifactDir(CurrentSpecReport()))
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("boot screen", fmt.Sprintf("%s (%dx%d) via %s", png, s.Screenshot.Bounds().Dx(), s.Screenshot.Bounds().Dy(), s.Guest.ScreenVia))
+	expectScreenshotTakesNoSession(ctx, s, boot)
+
+	By("The PXE server answers the VM's DHCP with its reserved address")
+	ack, err := boot.WaitDHCP(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(ack.IP).NotTo(BeEmpty())
+
+	By("The PXE server serves the iPXE script, kernel and initramfs over HTTP")
+	payload, err := boot.WaitPayload(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(payload.Kernel.Bytes).To(BeNumerically("==", fileSize(env.Payload.Kernel)), "kernel bytes served")
+	Expect(payload.Initrd.Bytes).To(BeNumerically("==", fileSize(env.Payload.Initrd)), "initramfs bytes served")
+
+	By("The guest is ready: its ready line carries the MAC and the served script's nonce")
+	ready, err := boot.WaitReady(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(boot.CheckReady(ready, payload.Nonce)).To(Succeed(), "the guest booted from another script than the one served to %s", mac)
+
+	By("Log in over SSH (KubeVirt port-forward) with the host key pinned from the console")
+	client, err := s.SSH(ctx, boot, ready.HostKeyFingerprint)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(client.Close)
+
+	By("Log in on the serial console")
+	host, err := s.Login(ctx, boot)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(host).NotTo(BeEmpty())
+
+	By("Verify eth1 carries the specified MAC and has no IP address")
+	ifs, err := boot.Interfaces(ctx, client)
+	Expect(err).NotTo(HaveOccurred())
+	eth1, err := procedure.CheckBridgeNIC(ifs, "eth1", boot.MAC)
+	Expect(err).NotTo(HaveOccurred())
+	GinkgoWriter.Println(eth1)
+
+	By("Verify eth0 (pod network) has an IPv4 address")
+	eth0, err := procedure.CheckPodNIC(ifs, "eth0")
+	Expect(err).NotTo(HaveOccurred())
+	GinkgoWriter.Println(eth0)
+
+	By("The PXE server's events for the MAC tell the same story")
+	events, err := boot.Events(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(kinds(events)).To(ContainElements(pxe.KindDHCPAck, pxe.KindScript, pxe.KindHTTP))
+	Expect(kinds(events)).NotTo(ContainElement(pxe.KindDHCPIgnored))
+	AddReportEntry("boot chain", procedure.BootChain(events))
+
+	By("The PXE server answered no other guest on the bridge (other specs' guests may share it)")
+	c, cancel := context.WithTimeout(ctx, env.Config.Timeouts.DHCP)
+	defer cancel()
+	all, err := s.PXE.Events(c, "")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(answeredOutside(all, s.Allowed)).To(BeEmpty(), "DHCP answers to MACs not on the server's allow-list")
+	Expect(s.SaveEvents(artifactDir(CurrentSpecReport()), events)).To(Succeed(), "the results page's timeline")
+	s.Timings.Mark(procedure.StepDone)
+}
 
 var _ = Describe("PXE boot negative cases", Label(labels.PXE, labels.Negative), func() {
 	It("never answers a VMI whose MAC is not on the PXE server's allow-list, and says so at once", Label(labels.BIOS, labels.Certification), specTimeout(), func(ctx SpecContext) {

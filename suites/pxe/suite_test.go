@@ -38,7 +38,34 @@ func TestPXE(t *testing.T) {
 	RunSpecs(t, "PXE conformance")
 }
 
-var _ = BeforeSuite(func(ctx SpecContext) {
+// Every process sets up (e2e.Setup, preflight first) and the first records the environment.
+// When bridge.create is nncp, the first process sets up alone before the others and makes the
+// run's bridge by policy, so that no process's specs start without it.
+var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+	if cfg.BridgeCreate == settings.BridgeByNNCP {
+		setUp(ctx)
+		By(fmt.Sprintf("Configure the PXE network: bridge %q on every node by NodeNetworkConfigurationPolicy (bridge.create: %s)", env.Config.Bridge, settings.BridgeByNNCP))
+		Expect(env.CreateBridge(ctx)).To(Succeed())
+	}
+	return nil
+}, func(ctx SpecContext, _ []byte) {
+	if env == nil {
+		setUp(ctx)
+	}
+	if GinkgoParallelProcess() == 1 {
+		By("Record the environment for the results bundle")
+		var err error
+		environment, err = results.CollectEnvironment(ctx, results.Cluster{
+			Kube: env.Kube, KubeVirt: env.Virt.GeneratedKubeVirtClient().KubevirtV1(), Node: env.Node}, env.Config)
+		if err != nil {
+			GinkgoWriter.Printf("environment.json says what could not be read: %v\n", err)
+		}
+	}
+}, NodeTimeout(setupBound))
+
+// setUp runs e2e.Setup for this process and takes its lane of the PXE network.
+func setUp(ctx context.Context) {
+	GinkgoHelper()
 	setupErr = loadErr
 	Expect(loadErr).NotTo(HaveOccurred(), "configuration")
 	var err error
@@ -48,25 +75,27 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	suite, _ := GinkgoConfiguration()
 	Expect(env.SetLane(GinkgoParallelProcess(), suite.ParallelTotal)).To(Succeed())
 	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", cfg.Kubeconfig, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
-	if GinkgoParallelProcess() == 1 {
-		By("Record the environment for the results bundle")
-		environment, err = results.CollectEnvironment(ctx, results.Cluster{
-			Kube: env.Kube, KubeVirt: env.Virt.GeneratedKubeVirtClient().KubevirtV1(), Node: env.Node}, env.Config)
-		if err != nil {
-			GinkgoWriter.Printf("environment.json says what could not be read: %v\n", err)
-		}
-	}
-}, NodeTimeout(setupBound))
+}
 
 // After every spec has cleaned up: the spec namespaces whose deletion the specs started are
 // waited for, Setup's own namespace goes, and then nothing this process created may be left.
-// (A DeferCleanup in BeforeSuite would run after this check.)
-var _ = AfterSuite(func(ctx SpecContext) {
+// (A DeferCleanup in BeforeSuite would run after this check.) The first process finishes
+// last, once every other process has: it removes the run's bridge, if it made one.
+var _ = SynchronizedAfterSuite(func(ctx SpecContext) {
+	if GinkgoParallelProcess() != 1 {
+		finish(ctx)
+	}
+}, func(ctx SpecContext) {
+	finish(ctx)
+}, NodeTimeout(finishBound))
+
+func finish(ctx context.Context) {
+	GinkgoHelper()
 	if env == nil {
 		return
 	}
 	Expect(env.Finish(ctx, !env.Config.KeepOnFailure)).To(Succeed())
-}, NodeTimeout(finishBound))
+}
 
 // Reports on every run, also a dry run: JUnit, Ginkgo's JSON, the specs' step timings, the
 // environment and the page, packed with the spec folders into the results bundle. It takes no
@@ -104,14 +133,19 @@ const (
 )
 
 // specTimeout bounds a spec by the sum of its steps' bounds (settings.Timeouts.Spec), scaled
-// for emulation: the spec tree is built before preflight knows whether KubeVirt emulates, so
-// the bound assumes it does.
+// for emulation.
 func specTimeout() SpecTimeout {
+	return SpecTimeout(specTimeouts().Spec())
+}
+
+// specTimeouts are the run's timeouts as decorators need them: the spec tree is built before
+// preflight knows whether KubeVirt emulates, so they assume it does.
+func specTimeouts() settings.Timeouts {
 	c := cfg
 	if loadErr != nil {
 		c = settings.Default()
 	}
-	return SpecTimeout(c.ForEmulation().Timeouts.Spec())
+	return c.ForEmulation().Timeouts
 }
 
 // newSpec creates the spec's namespace and registers its cleanup: artifacts when the spec
