@@ -3,6 +3,7 @@ package podstatus
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,18 +14,29 @@ import (
 )
 
 // Terminated says why the pod has stopped, or why one of its containers cannot start (an image
-// that cannot be pulled, a container that cannot be created); "" when neither.
+// that cannot be pulled, a container that cannot be created); "" when neither. A pod whose
+// phase is final is said with its containers' ends: the kubelet may set phase Failed with no
+// message at all, while the container's exit code says what happened (soak: "phase Failed: "
+// for a server that exited 3).
 func Terminated(p *corev1.Pod) string {
-	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-		return fmt.Sprintf("phase %s: %s", p.Status.Phase, p.Status.Message)
-	}
+	var why []string
 	for _, st := range p.Status.ContainerStatuses {
 		if t := st.State.Terminated; t != nil {
-			return fmt.Sprintf("container %s exited %d (%s)", st.Name, t.ExitCode, t.Reason)
+			why = append(why, fmt.Sprintf("container %s exited %d (%s)", st.Name, t.ExitCode, t.Reason))
 		}
 		if w := st.State.Waiting; w != nil && cannotStart[w.Reason] {
-			return fmt.Sprintf("container %s waiting: %s: %s", st.Name, w.Reason, w.Message)
+			why = append(why, fmt.Sprintf("container %s waiting: %s: %s", st.Name, w.Reason, w.Message))
 		}
+	}
+	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+		phase := "phase " + string(p.Status.Phase)
+		if msg := strings.TrimSpace(p.Status.Reason + " " + p.Status.Message); msg != "" {
+			phase += " (" + msg + ")"
+		}
+		return strings.Join(append([]string{phase}, why...), ": ")
+	}
+	if len(why) > 0 {
+		return why[0]
 	}
 	return ""
 }

@@ -68,6 +68,8 @@ func TestTerminatedSaysWhyAContainerStoppedOrCannotStart(t *testing.T) {
 		want string
 	}{
 		{pod(corev1.PodFailed, running, nil), "phase Failed"},
+		// Phase Failed with no message: the container's exit says what happened.
+		{pod(corev1.PodFailed, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}, nil), "phase Failed: container pxe-server exited 3 (Error)"},
 		{pod(corev1.PodRunning, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}, nil), "container pxe-server exited 3 (Error)"},
 		{pod(corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "back-off"}}, nil), "ImagePullBackOff: back-off"},
 		{pod(corev1.PodPending, creating, nil), ""},
