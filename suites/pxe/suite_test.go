@@ -47,7 +47,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	suite, _ := GinkgoConfiguration()
 	Expect(env.SetLane(GinkgoParallelProcess(), suite.ParallelTotal)).To(Succeed())
-	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", cfg.Kubeconfig, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
+	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", env.Cluster, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
 	if GinkgoParallelProcess() == 1 {
 		By("Record the environment for the results bundle")
 		environment, err = results.CollectEnvironment(ctx, results.Cluster{
