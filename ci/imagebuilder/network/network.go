@@ -53,8 +53,14 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return b.images(ctx, b.multus, b.cniPlugins, b.pxeServer)
+}
+
+// images runs each image step in turn and returns the names of the images made, up to the
+// first step that failed.
+func (b *builder) images(ctx context.Context, steps ...func(context.Context) (string, error)) ([]string, error) {
 	var images []string
-	for _, step := range []func(context.Context) (string, error){b.multus, b.cniPlugins, b.pxeServer} {
+	for _, step := range steps {
 		img, err := step(ctx)
 		if err != nil {
 			return images, err

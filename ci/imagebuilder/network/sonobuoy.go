@@ -51,15 +51,7 @@ func BuildSonobuoy(ctx context.Context, o build.Options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var images []string
-	for _, step := range []func(context.Context) (string, error){b.plugin, b.sonobuoy} {
-		img, err := step(ctx)
-		if err != nil {
-			return images, err
-		}
-		images = append(images, img)
-	}
-	return images, nil
+	return b.images(ctx, b.plugin, b.sonobuoy)
 }
 
 // plugin builds pxec.local/pxe-conformance-sonobuoy: the compiled suite, the entrypoint and the
