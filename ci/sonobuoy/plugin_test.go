@@ -116,7 +116,7 @@ func (l *lab) applyRBAC(t *testing.T, ctx context.Context, ns string) {
 			}
 		}
 	}
-	a, err := apply.New(l.cluster.REST, apply.WithLog(testLog{t}, "rbac: "))
+	a, err := apply.New(l.cluster.REST, apply.WithLog(newTestLog(t), "rbac: "))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,10 +510,22 @@ func extractCLI(t *testing.T, ctx context.Context, image, dir string) string {
 	return cli
 }
 
-// testLog writes each line to the test's log.
-type testLog struct{ t *testing.T }
+// testLog writes each whole line to the test's log (the applier writes a line in parts).
+type testLog struct {
+	t    *testing.T
+	part *[]byte
+}
+
+func newTestLog(t *testing.T) testLog { return testLog{t: t, part: new([]byte)} }
 
 func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	*w.part = append(*w.part, p...)
+	for {
+		i := bytes.IndexByte(*w.part, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.t.Log(string((*w.part)[:i]))
+		*w.part = (*w.part)[i+1:]
+	}
 }
