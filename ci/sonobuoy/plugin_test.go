@@ -414,8 +414,9 @@ func failureText(c reporters.JUnitTestCase) string {
 }
 
 // TestSonobuoyRunsThePlugin runs Sonobuoy v0.57.3 itself with the plugin, as a vendor would:
-// rbac.yaml applied first (namespace sonobuoy), then sonobuoy run, retrieve, results, delete.
-// The CLI is the binary of the Sonobuoy image the aggregator and worker run.
+// rbac.yaml applied first (namespace sonobuoy), then sonobuoy run (with config.json: our
+// Sonobuoy is built by Go 1.26), retrieve, results, delete. The CLI is the binary of the
+// Sonobuoy image the aggregator and worker run.
 func TestSonobuoyRunsThePlugin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), runBound+15*time.Minute)
 	defer cancel()
@@ -427,35 +428,42 @@ func TestSonobuoyRunsThePlugin(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cli := extractCLI(t, ctx, image, dir)
-	sonobuoyCmd := func(args ...string) (string, error) {
+	sonobuoyCmd := func(ctx context.Context, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, cli, append(args, "--kubeconfig", l.kubeconfig)...)
 		out, err := command.Output(ctx, cmd)
 		return string(out), err
 	}
 	l.applyRBAC(t, ctx, ns)
 	t.Cleanup(func() {
-		out, err := sonobuoyCmd("delete", "--wait")
+		// Its own bound: the test's context is over by now. The plugin's pod has 3 minutes to
+		// let the suite remove what it made.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		out, err := sonobuoyCmd(ctx, "delete", "--wait")
 		if err != nil {
 			t.Errorf("sonobuoy delete: %v", err)
 		}
 		t.Logf("sonobuoy delete --wait:\n%s", out)
 	})
 
-	pluginFile := filepath.Join(dir, "plugin.yaml")
-	if err := os.WriteFile(pluginFile, fixture.Plugin(), 0o644); err != nil {
-		t.Fatal(err)
+	pluginFile, configFile := filepath.Join(dir, "plugin.yaml"), filepath.Join(dir, "config.json")
+	for f, b := range map[string][]byte{pluginFile: fixture.Plugin(), configFile: fixture.RunConfig()} {
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	start := time.Now()
-	out, err := sonobuoyCmd("run", "--plugin", pluginFile, "--sonobuoy-image", image, "--image-pull-policy", "IfNotPresent",
-		"--skip-preflight=existingnamespace", "--wait="+strconv.Itoa(int(runBound.Minutes())), "--wait-output", "silent")
+	out, err := sonobuoyCmd(ctx, "run", "--plugin", pluginFile, "--config", configFile, "--sonobuoy-image", image,
+		"--image-pull-policy", "IfNotPresent", "--skip-preflight=existingnamespace",
+		"--wait="+strconv.Itoa(int(runBound.Minutes())), "--wait-output", "silent")
 	t.Logf("sonobuoy run (%s):\n%s", time.Since(start).Round(time.Second), out)
 	if err != nil {
 		t.Fatalf("sonobuoy run: %v", err)
 	}
-	status, _ := sonobuoyCmd("status", "--show-all")
+	status, _ := sonobuoyCmd(ctx, "status", "--show-all")
 	t.Logf("sonobuoy status --show-all:\n%s", status)
 
-	out, err = sonobuoyCmd("retrieve", dir)
+	out, err = sonobuoyCmd(ctx, "retrieve", dir)
 	if err != nil {
 		t.Fatalf("sonobuoy retrieve: %v", err)
 	}
