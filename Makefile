@@ -8,6 +8,8 @@
 # make certify KUBECONFIG=...   the suite against an existing cluster (vendor certification)
 # make preflight KUBECONFIG=... only the suite's preflight checks, one PASS/FAIL/SKIP line each
 # make list      the suite's specs and labels, without running them
+# make soak N=20 the suite N times on one cluster, then a table of passes and failures per spec
+# make interrupt Ctrl-C at each phase of make e2e, then a look for anything left behind
 # make bench-e2e the suite's speed on the running lab cluster (medians of RUNS runs)
 # make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
 # make sonobuoy-image           the Sonobuoy plugin's image and Sonobuoy's own, built offline
@@ -27,7 +29,7 @@ BENCH_PACKAGES := dnsmasq-base
 REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: sonobuoy-image test-sonobuoy bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
+.PHONY: sonobuoy-image test-sonobuoy interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -140,13 +142,32 @@ certify: deps
 preflight:
 	@if [ -z "$(KUBECONFIG)" ]; then echo "preflight: set KUBECONFIG to the cluster to check"; exit 2; fi
 	$(GO) build -o bin/preflight ./ci/preflight
-	PXEC_KUBECONFIG="$(KUBECONFIG)" bin/preflight $(SUITE_ARGS)
+	@status=0; PXEC_KUBECONFIG="$(KUBECONFIG)" bin/preflight $(SUITE_ARGS) || status=$$?; \
+	case $$status in \
+	  0) ;; \
+	  1) echo "preflight: exit 1: a required check failed (make exits 2; bin/preflight gives 1)"; exit 1 ;; \
+	  2) echo "preflight: exit 2: bad settings (see above)"; exit 2 ;; \
+	  *) echo "preflight: exit $$status"; exit $$status ;; \
+	esac
 
 # The suite's speed on the running lab cluster (make cluster first): RUNS runs, then one line of
 # medians: suite=<s> specs=<n> bios_assertions=<s> efi_assertions=<s> running=<s>.
 RUNS ?= 3
 bench-e2e:
 	$(GO) run ./ci/benche2e --runs $(RUNS) --ginkgo-args "$(GINKGO_ARGS)"
+
+# The suite N times on one cluster (the running lab cluster, or one brought up for all runs),
+# then a table of every spec by passes, failures and skips (also in _artifacts/soak/soak.md),
+# with each failure's message and artifacts. E2E_LABELS etc. pass on to ci/e2e.sh.
+N ?= 20
+soak: deps cluster-deps
+	$(GO) run ./ci/soak --runs $(N) --artifacts $(ARTIFACTS)/soak
+
+# Ctrl-C leaves nothing: make e2e interrupted at each phase (image build, kind create, KubeVirt
+# install, a spec booting, artifact collection), then a look for anything left behind.
+# PHASE=<name> runs one phase.
+interrupt: deps cluster-deps
+	$(GO) run ./ci/interrupt --artifacts $(ARTIFACTS)/interrupt $(if $(PHASE),--phase "$(PHASE)")
 
 # Every spec with its labels, without a cluster.
 list:

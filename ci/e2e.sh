@@ -11,6 +11,7 @@
 #
 # The cluster is the run's own, so the fault specs may change its nodes (faultInjection).
 #
+#   PXEC_CLUSTER  the kind cluster's name (default pxec), for a second cluster beside the lab's
 #   E2E_LABELS    Ginkgo label filter (default "!slow": the slow specs wait minutes for OVMF's
 #                 PXE timeouts; E2E_LABELS= runs everything)
 #   E2E_PROCS     parallel suite processes (default 2: measured faster than 1 here, see README)
@@ -21,30 +22,33 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 GO=${GO:-go}
 cache=${PXEC_CACHE:-$HOME/.cache/pxe-conformance}
-kubeconfig="$cache/kind-pxec.kubeconfig"
+name=${PXEC_CLUSTER:-pxec}
+kubeconfig="$cache/kind-$name.kubeconfig"
 say() { printf 'e2e: %s\n' "$*" >&2; }
 
 ours=false
-if docker ps -a --format '{{.Names}}' | grep -qx pxec-control-plane && [ -s "$kubeconfig" ]; then
-  say "using the running kind cluster pxec ($kubeconfig); it stays up afterwards"
+if docker ps -a --format '{{.Names}}' | grep -qx "$name-control-plane" && [ -s "$kubeconfig" ]; then
+  say "using the running kind cluster $name ($kubeconfig); it stays up afterwards"
 else
   ours=true
   down() {
     status=$?
     say "removing the cluster this run created"
-    "$GO" run ./ci/cluster down || status=1
+    "$GO" run ./ci/cluster down --name "$name" || status=1
     exit $status
   }
   trap down EXIT
   trap 'exit 130' INT TERM
-  "$GO" run ./ci/cluster up
+  "$GO" run ./ci/cluster up --name "$name"
 fi
 
 mkdir -p "${ARTIFACTS:-$here/_artifacts}"
 nodocker=$(mktemp -d)
 printf '#!/bin/sh\necho "docker: not for the suite: it reaches nodes through the Kubernetes API, as on a vendor cluster" >&2\nexit 1\n' >"$nodocker/docker"
 chmod +x "$nodocker/docker"
+# A label filter needs no spaces, and GINKGO_ARGS is split on them on its way through make.
 labels=${E2E_LABELS-!slow}
+labels=${labels// /}
 filter=""
 if [ -n "$labels" ]; then filter="--label-filter=$labels"; fi
 status=0

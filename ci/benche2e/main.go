@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/results"
 )
 
 func main() {
@@ -63,7 +65,7 @@ func main() {
 		if err != nil {
 			fail("run %d: the suite failed (%v): see %s", i, err, log.Name())
 		}
-		r, err := readReport(dir)
+		r, err := results.ReadReport(dir)
 		if err != nil {
 			fail("run %d: %v", i, err)
 		}
@@ -100,18 +102,6 @@ func main() {
 	}
 	fmt.Printf("suite=%s specs=%d bios_assertions=%s efi_assertions=%s running=%s\n",
 		median(suite), specs, median(bios), median(efi), median(running))
-}
-
-func readReport(dir string) (types.Report, error) {
-	var reports []types.Report
-	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-	if err != nil {
-		return types.Report{}, err
-	}
-	if err := json.Unmarshal(b, &reports); err != nil || len(reports) != 1 {
-		return types.Report{}, fmt.Errorf("report.json: want one suite report (%v)", err)
-	}
-	return reports[0], nil
 }
 
 // readTimings reads timings.json: per spec, the seconds of each milestone.

@@ -118,6 +118,9 @@ func (c *Cluster) create(ctx context.Context, o createOptions, useKVM bool) erro
 	case <-ctx.Done():
 		_ = c.provider.Delete(c.Name, c.Kubeconfig)
 		<-done
+		if _, err := removeNodes(c.provider, c.Name, c.Kubeconfig); err != nil {
+			return errors.Join(ctx.Err(), fmt.Errorf("remove the half-made kind cluster %s: %w", c.Name, err))
+		}
 		return ctx.Err()
 	}
 	if err != nil {
@@ -178,8 +181,8 @@ func (c *Cluster) Delete(ctx context.Context) error {
 		return ctx.Err()
 	}
 	var errs []error
-	if err := c.provider.Delete(c.Name, c.Kubeconfig); err != nil {
-		errs = append(errs, fmt.Errorf("delete kind cluster %s: %w", c.Name, withKindOutput(err)))
+	if _, err := removeNodes(c.provider, c.Name, c.Kubeconfig); err != nil {
+		errs = append(errs, fmt.Errorf("delete kind cluster %s: %w", c.Name, err))
 	}
 	if c.tempKubeconfig != "" {
 		if err := os.RemoveAll(c.tempKubeconfig); err != nil {

@@ -249,6 +249,20 @@ func TestPhraseMatchesAcrossSeaBIOSLineWrap(t *testing.T) {
 	}
 }
 
+func TestAnyPhraseMatchesEachOfItsPhrasesAcrossWraps(t *testing.T) {
+	re := AnyPhrase("Nothing to boot", "No bootable device")
+	for text, want := range map[string]bool{
+		"Nothing to b\noot: No such file": true,
+		"No bootable\ndevice.":            true,
+		"No bootable thing":               false,
+		"Nothing to see; no bootable yet": false,
+	} {
+		if got := re.MatchString(text); got != want {
+			t.Errorf("AnyPhrase(...).MatchString(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
+
 func TestPhraseMatchesOnlyItsWords(t *testing.T) {
 	tests := []struct {
 		text string

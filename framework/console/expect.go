@@ -22,7 +22,8 @@ type ExpectError struct {
 	// Want is the awaited pattern, its Named name, or the patterns
 	// joined with " | ".
 	Want string
-	// Fail is the fail-fast pattern that matched, when that ended the wait.
+	// Fail is the fail-fast pattern that matched, when that ended the wait (Error quotes what
+	// it matched, Match, rather than the pattern, which a Phrase makes unreadable).
 	Fail string
 	// Match is the text Fail matched.
 	Match string
@@ -38,7 +39,7 @@ func (e *ExpectError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "expect %s on console: ", e.Want)
 	if e.Fail != "" {
-		fmt.Fprintf(&b, "console printed %q, which fails %s", e.Match, e.Fail)
+		fmt.Fprintf(&b, "console printed %q, which fails the wait", e.Match)
 	} else {
 		b.WriteString(e.Err.Error())
 	}
@@ -206,6 +207,20 @@ func lastLines(text []byte, n int) string {
 // lines at column 80, wherever iPXE's progress dots left the cursor, even
 // inside a word.
 func Phrase(s string) *regexp.Regexp {
+	return regexp.MustCompile(phrase(s))
+}
+
+// AnyPhrase is Phrase for several phrases: it matches any one of them.
+func AnyPhrase(ss ...string) *regexp.Regexp {
+	alts := make([]string, len(ss))
+	for i, s := range ss {
+		alts[i] = phrase(s)
+	}
+	return regexp.MustCompile(strings.Join(alts, "|"))
+}
+
+// phrase is Phrase's pattern for s.
+func phrase(s string) string {
 	var b strings.Builder
 	for i, w := range strings.Fields(s) {
 		if i > 0 {
@@ -218,5 +233,5 @@ func Phrase(s string) *regexp.Regexp {
 			b.WriteString(regexp.QuoteMeta(string(r)))
 		}
 	}
-	return regexp.MustCompile(b.String())
+	return b.String()
 }

@@ -47,6 +47,10 @@ type Env struct {
 	// the suite's own, on every cluster (the lab's too), so the path a lab run exercises is the
 	// one a vendor's cluster gets. Its pods see the nodes' CNI plugin directory, read-only.
 	Node nodeexec.Runner
+	// NodeHost runs the nodes' own programs (nodeexec.WithNodeMountNamespace, a privileged pod
+	// in the node's PID and mount namespaces): what reads a node's iptables rules when a
+	// guest's DHCP went unheard. Only fault specs (Config.FaultInjection) change a node with it.
+	NodeHost nodeexec.Runner
 	// KubeVirtVersion is the running KubeVirt's version.
 	KubeVirtVersion string
 	// Emulation says KubeVirt emulates the CPU (useEmulation), which scales the timeouts.
@@ -220,6 +224,9 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 	// The specs' node runner, bounded by the timeouts as scaled; it sees the nodes' CNI
 	// plugins (read-only) so that the results bundle can list them.
 	if e.Node, err = e.podRunner(nodeexec.WithHostPathReadOnly(preflight.CNIBinDir)); err != nil {
+		return nil, report, err
+	}
+	if e.NodeHost, err = e.podRunner(nodeexec.WithNodeMountNamespace()); err != nil {
 		return nil, report, err
 	}
 	return e, report, nil

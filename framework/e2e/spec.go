@@ -15,6 +15,7 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 	"github.com/pxe-conformance/pxe-conformance/framework/guestssh"
 	"github.com/pxe-conformance/pxe-conformance/framework/network"
+	"github.com/pxe-conformance/pxe-conformance/framework/nodeexec"
 	"github.com/pxe-conformance/pxe-conformance/framework/procedure"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxepod"
@@ -111,9 +112,24 @@ func (s *Spec) Cmdline() string {
 	return bootimage.Cmdline(s.env.Keys.AuthorizedKeyBase64(), s.env.Password)
 }
 
+// ServerOption changes the PXE server DeployPXEServer deploys.
+type ServerOption interface {
+	applyServer(*pxepod.Config)
+}
+
+type serverOptionFunc func(*pxepod.Config)
+
+func (f serverOptionFunc) applyServer(c *pxepod.Config) { f(c) }
+
+// WithCrashAfter makes the server crash on purpose at point (pxe.Config.CrashAfter's test
+// hook), for the fault specs: its pod then stays behind, exited, with its log.
+func WithCrashAfter(point pxe.CrashPoint) ServerOption {
+	return serverOptionFunc(func(c *pxepod.Config) { c.CrashAfter = point })
+}
+
 // DeployPXEServer puts the PXE server on the network of the NetworkAttachmentDefinition nad
 // (which CreateServerNAD made), with allowed on its allow-list.
-func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string) (*pxepod.Server, error) {
+func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string, opts ...ServerOption) (*pxepod.Server, error) {
 	var res []pxe.Reservation
 	for i, m := range allowed {
 		hw, err := net.ParseMAC(m)
@@ -128,12 +144,16 @@ func (s *Spec) DeployPXEServer(ctx context.Context, nad string, allowed []string
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.env.Config.Timeouts.PXEServer)
 	defer cancel()
-	srv, err := pxepod.Deploy(ctx, s.env.Kube, s.env.REST, pxepod.Config{
+	c := pxepod.Config{
 		Namespace: s.Namespace, Image: s.env.Config.Images.PXEServer, NetworkAttachment: nad,
 		Address: s.env.serverAddress(), Reservations: res, Payload: s.env.ServerPayload,
 		Kernel: bootimage.KernelFile, Initrd: bootimage.InitrdFile, Cmdline: s.Cmdline(),
 		RouterAdvertisements: true,
-	})
+	}
+	for _, o := range opts {
+		o.applyServer(&c)
+	}
+	srv, err := pxepod.Deploy(ctx, s.env.Kube, s.env.REST, c)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +185,8 @@ func (s *Spec) StartVMI(ctx context.Context, v *kvv1.VirtualMachineInstance) err
 }
 
 // Boot is the documented procedure for the guest's bridge interface mac, on the spec's guest
-// and PXE server, bounded by the run's timeouts.
+// and PXE server, bounded by the run's timeouts. When the server hears none of the guest's
+// DHCP, the procedure asks the node they run on what drops it (nodePath).
 func (s *Spec) Boot(mac string) (*procedure.Boot, error) {
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
@@ -174,8 +195,24 @@ func (s *Spec) Boot(mac string) (*procedure.Boot, error) {
 	if s.Guest == nil {
 		return nil, errors.New("boot: no VMI was started (StartVMI)")
 	}
-	return &procedure.Boot{Target: s.Guest, MAC: hw, Firmware: vmi.FirmwareOf(s.Guest.VMI),
-		Timeouts: s.env.Config.Timeouts, Timings: s.Timings}, nil
+	b := &procedure.Boot{Target: s.Guest, MAC: hw, Firmware: vmi.FirmwareOf(s.Guest.VMI),
+		Timeouts: s.env.Config.Timeouts, Timings: s.Timings}
+	if node := s.NodeOf(); node != "" && s.env.NodeHost != nil {
+		b.Path = nodePath{runner: s.env.NodeHost, node: node, bridge: s.env.Config.Bridge}
+	}
+	return b, nil
+}
+
+// nodePath is the PXE bridge on the node where a spec's guest and PXE server run (the guest is
+// pinned to the server's node): what may drop the guest's DHCP there is the node's firewall.
+type nodePath struct {
+	runner       nodeexec.Runner
+	node, bridge string
+}
+
+// Drops reads the node's bridge netfilter setting and iptables FORWARD rules.
+func (p nodePath) Drops(ctx context.Context) (string, error) {
+	return network.BridgedDHCPDrops(ctx, p.runner, p.node, p.bridge)
 }
 
 // SSH logs in to the guest over KubeVirt's port-forward, pinning the host key.

@@ -8,8 +8,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	kvv1 "kubevirt.io/api/core/v1"
 	"kubevirt.io/client-go/kubecli"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/podstatus"
 )
 
 // syncFailureGrace is how long a VMI may report the same failure to create its domain before
@@ -18,8 +21,10 @@ import (
 const syncFailureGrace = 45 * time.Second
 
 // WaitVMIRunning polls the VMI until its phase is Running and returns it. It fails at once on
-// a terminal phase, and after syncFailureGrace when virt-launcher keeps failing to create the
-// domain with one message; every error names the VMI, the phase and its conditions.
+// a terminal phase or on what podstatus says of its virt-launcher pod (a container that cannot
+// start, a sandbox whose network cannot be set up, an attachment Multus did not make), and
+// after syncFailureGrace when virt-launcher keeps failing to create the domain with one
+// message; every error names the VMI, and the phase and conditions or the pod.
 func WaitVMIRunning(ctx context.Context, virt kubecli.KubevirtClient, ns, name string, timeout time.Duration) (*kvv1.VirtualMachineInstance, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -35,6 +40,9 @@ func WaitVMIRunning(ctx context.Context, virt kubecli.KubevirtClient, ns, name s
 			case kvv1.Failed, kvv1.Succeeded:
 				return got, fmt.Errorf("VMI %s/%s reached phase %s before Running: %s", ns, name, got.Status.Phase, Conditions(got))
 			}
+			if err := launcherBlocked(ctx, virt, got); err != nil {
+				return got, err
+			}
 			if msg, d := stuck.observe(got, time.Now()); d >= syncFailureGrace {
 				return got, fmt.Errorf("VMI %s/%s cannot start: virt-launcher has failed to create the domain for %s: %s", ns, name, d.Round(time.Second), msg)
 			}
@@ -49,6 +57,26 @@ func WaitVMIRunning(ctx context.Context, virt kubecli.KubevirtClient, ns, name s
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// launcherBlocked fails when a virt-launcher pod of v will never run the VMI as asked.
+func launcherBlocked(ctx context.Context, kube kubernetes.Interface, v *kvv1.VirtualMachineInstance) error {
+	pods, err := kube.CoreV1().Pods(v.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: kvv1.CreatedByLabel + "=" + string(v.UID)})
+	if err != nil {
+		return nil // a read that fails says nothing of the pod: the next poll asks again
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		why := podstatus.Terminated(p)
+		if why == "" {
+			why = podstatus.NetworkBlocked(ctx, kube, p)
+		}
+		if why != "" {
+			return fmt.Errorf("VMI %s/%s cannot start: its virt-launcher pod %s on node %q: %s", v.Namespace, v.Name, p.Name, p.Spec.NodeName, why)
+		}
+	}
+	return nil
 }
 
 // syncFailure tracks how long a VMI's Synchronized condition has been False with one message.

@@ -8,4 +8,8 @@
 // never changed or removed. Uninstall takes out only what Install created: the DaemonSet
 // first, then a cleanup pod per node removes the binaries and configs it copied, then the rest
 // newest first. Every wait is bounded by an option or a documented default.
+//
+// It also reads what Multus did for a pod (MissingAttachments, from the Network Plumbing
+// Working Group's annotations) and, for the fault specs, stops a Multus DaemonSet and restores
+// it (Stop).
 package multus

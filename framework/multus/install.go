@@ -265,7 +265,7 @@ func install(ctx context.Context, c *clients, component string, manifest []byte,
 		if r.Kind != "DaemonSet" {
 			continue
 		}
-		if err := c.waitDaemonSet(ctx, r, s.rolloutTimeout); err != nil {
+		if err := waitDaemonSet(ctx, c.kube, r, s.rolloutTimeout); err != nil {
 			return inst, fmt.Errorf("install %s: %w", component, err)
 		}
 		fmt.Fprintf(s.log, "%s: %s is ready on every node\n", component, r)
@@ -344,10 +344,10 @@ func customize(o *unstructured.Unstructured, s installSettings) error {
 
 // waitDaemonSet waits until every scheduled pod of the DaemonSet runs the current template
 // and is ready; on timeout the error says which pods are not and why.
-func (c *clients) waitDaemonSet(ctx context.Context, r apply.Ref, timeout time.Duration) error {
+func waitDaemonSet(ctx context.Context, kube kubernetes.Interface, r apply.Ref, timeout time.Duration) error {
 	var status, selector string
 	err := wait.PollUntilContextTimeout(ctx, pollInterval, timeout, true, func(ctx context.Context) (bool, error) {
-		ds, err := c.kube.AppsV1().DaemonSets(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
+		ds, err := kube.AppsV1().DaemonSets(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
 		if err != nil {
 			status = err.Error()
 			return false, nil
@@ -359,19 +359,19 @@ func (c *clients) waitDaemonSet(ctx context.Context, r apply.Ref, timeout time.D
 			st.UpdatedNumberScheduled == st.DesiredNumberScheduled && st.NumberReady == st.DesiredNumberScheduled, nil
 	})
 	if err != nil {
-		return fmt.Errorf("wait for %s: %w: %s%s", r, err, status, c.podProblems(context.WithoutCancel(ctx), r.Namespace, selector))
+		return fmt.Errorf("wait for %s: %w: %s%s", r, err, status, podProblems(context.WithoutCancel(ctx), kube, r.Namespace, selector))
 	}
 	return nil
 }
 
 // podProblems describes the pods selected in namespace that are not ready, for error messages.
-func (c *clients) podProblems(ctx context.Context, namespace, selector string) string {
+func podProblems(ctx context.Context, kube kubernetes.Interface, namespace, selector string) string {
 	if selector == "" {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, diagnoseTimeout)
 	defer cancel()
-	pods, err := c.kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return "; list pods: " + err.Error()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,13 +285,20 @@ func BridgeExists(ctx context.Context, n nodeexec.Runner, node, name string) (bo
 	return st.Exists, nil
 }
 
+// BridgeNFCallIPTables is the node setting (br_netfilter's) that hands frames bridged on the
+// node to iptables when it is 1.
+const BridgeNFCallIPTables = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
 // netfilterState is how a node's br_netfilter and FORWARD chains treat bridged frames.
 type netfilterState struct {
 	// callIPTables and callIP6Tables are the bridge-nf-call-* sysctls: "1", "0", or "" when
 	// br_netfilter is not loaded.
 	callIPTables, callIP6Tables string
-	// forwardPolicy and forward6Policy are the FORWARD chains' policies ("" when unknown).
+	// forwardPolicy and forward6Policy are the FORWARD chains' policies ("" when unknown,
+	// "missing" without the iptables command).
 	forwardPolicy, forward6Policy string
+	// forwardRules are the iptables FORWARD chain's rules as iptables -S prints them.
+	forwardRules []string
 }
 
 // netfilterScript prints the sysctls and the FORWARD chains in a form parseNetfilter reads; it
@@ -302,6 +310,7 @@ for t in iptables ip6tables; do
   if command -v $t >/dev/null 2>&1; then p=$($t -w -S FORWARD 2>/dev/null | grep '^-P FORWARD ' | head -n 1); else p=missing; fi
   printf '%s-forward=%s\n' "$t" "$p"
 done
+if command -v iptables >/dev/null 2>&1; then iptables -w -S FORWARD 2>/dev/null | grep '^-A FORWARD ' | sed 's/^/iptables-rule=/'; fi
 true`
 
 func readNetfilter(ctx context.Context, n nodeexec.Runner, node string) (netfilterState, error) {
@@ -329,6 +338,8 @@ func parseNetfilter(out string) netfilterState {
 			st.forwardPolicy = strings.TrimSpace(strings.TrimPrefix(v, "-P FORWARD"))
 		case "ip6tables-forward":
 			st.forward6Policy = strings.TrimSpace(strings.TrimPrefix(v, "-P FORWARD"))
+		case "iptables-rule":
+			st.forwardRules = append(st.forwardRules, v)
 		}
 	}
 	return st
@@ -394,4 +405,85 @@ func CheckBridgeNetfilter(ctx context.Context, n nodeexec.Runner, node, bridge s
 		return Finding{}, err
 	}
 	return st.finding(node, bridge), nil
+}
+
+// BridgedDHCPDrops says what on node drops the DHCP a guest sends across bridge: with
+// br_netfilter handing bridged frames to iptables (BridgeNFCallIPTables is 1), the iptables
+// FORWARD rules that drop or reject UDP to port 67, or a FORWARD policy of DROP. It returns ""
+// when nothing there drops it. n must run the node's own iptables (nodeexec's
+// WithNodeMountNamespace); it reads the same settings as the preflight's CheckBridgeNetfilter
+// and changes nothing.
+func BridgedDHCPDrops(ctx context.Context, n nodeexec.Runner, node, bridge string) (string, error) {
+	st, err := readNetfilter(ctx, n, node)
+	if err != nil {
+		return "", err
+	}
+	if st.callIPTables != "1" {
+		return "", nil
+	}
+	if st.forwardPolicy == "missing" {
+		return "", fmt.Errorf("node %s: %s is 1, but its iptables FORWARD chain cannot be read: no iptables command where the probe runs", node, BridgeNFCallIPTables)
+	}
+	var drops []string
+	for _, r := range st.forwardRules {
+		if dropsDHCP(r) {
+			drops = append(drops, "`"+r+"`")
+		}
+	}
+	head := fmt.Sprintf("on node %s, %s is 1: frames bridged on %s go through iptables' FORWARD chain", node, BridgeNFCallIPTables, bridge)
+	switch {
+	case len(drops) > 0:
+		return fmt.Sprintf("%s, where %s drops DHCP (UDP port 67)", head, strings.Join(drops, " and ")), nil
+	case st.forwardPolicy == "DROP":
+		return fmt.Sprintf("%s, whose policy DROP drops DHCP unless a rule accepts it", head), nil
+	}
+	return "", nil
+}
+
+// dropsDHCP reports whether an iptables -S rule drops or rejects UDP to port 67 (DHCP's server
+// port): its target is DROP or REJECT, and neither its protocol nor its destination ports, if
+// it names them, leave a DHCP request out. Matches it cannot judge (addresses, interfaces)
+// count as matching: the rule may drop DHCP.
+func dropsDHCP(rule string) bool {
+	f := strings.Fields(rule)
+	value := func(flags ...string) (v string, negated, ok bool) {
+		for i, w := range f {
+			if slices.Contains(flags, w) && i+1 < len(f) {
+				return f[i+1], i > 0 && f[i-1] == "!", true
+			}
+		}
+		return "", false, false
+	}
+	if target, _, _ := value("-j"); target != "DROP" && target != "REJECT" {
+		return false
+	}
+	if proto, negated, ok := value("-p"); ok && (negated || (proto != "udp" && proto != "17" && proto != "all")) {
+		return false
+	}
+	if ports, negated, ok := value("--dport", "--dports", "--destination-port"); ok && (negated || !coversPort(ports, 67)) {
+		return false
+	}
+	return true
+}
+
+// coversPort reports whether an iptables port list ("67", "67:68", "53,67") holds port.
+func coversPort(list string, port int) bool {
+	for _, p := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(p, ":")
+		if !isRange {
+			hi = lo
+		}
+		if lo == "bootps" {
+			lo = "67"
+		}
+		if hi == "bootps" {
+			hi = "67"
+		}
+		a, errA := strconv.Atoi(lo)
+		b, errB := strconv.Atoi(hi)
+		if errA == nil && errB == nil && a <= port && port <= b {
+			return true
+		}
+	}
+	return false
 }

@@ -354,3 +354,69 @@ func TestParseVLANProbe(t *testing.T) {
 		})
 	}
 }
+
+func TestDropsDHCPJudgesRulesByTargetProtocolAndPort(t *testing.T) {
+	for rule, want := range map[string]bool{
+		"-A FORWARD -p udp -m physdev --physdev-is-bridged -m udp --dport 67 -j DROP":          true,
+		"-A FORWARD -p udp -m udp --dport 67:68 -j REJECT --reject-with icmp-port-unreachable": true,
+		"-A FORWARD -p udp -m multiport --dports 53,67 -j DROP":                                true,
+		"-A FORWARD -i br1 -j DROP":                                                                            true,
+		"-A FORWARD -p udp -m udp --dport bootps -j DROP":                                                      true,
+		"-A FORWARD -p udp -m udp --dport 67 -j ACCEPT":                                                        false,
+		"-A FORWARD -p tcp -m tcp --dport 67 -j DROP":                                                          false,
+		"-A FORWARD -p udp -m udp --dport 68 -j DROP":                                                          false,
+		"-A FORWARD -p udp -m udp ! --dport 67 -j DROP":                                                        false,
+		"-A FORWARD ! -p udp -j DROP":                                                                          false,
+		"-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD":                      false,
+		"-A FORWARD -d 10.96.0.0/16 -p tcp -m comment --comment \"pxec: x\" -j REJECT --reject-with tcp-reset": false,
+	} {
+		if got := dropsDHCP(rule); got != want {
+			t.Errorf("dropsDHCP(%q) = %v, want %v", rule, got, want)
+		}
+	}
+}
+
+func TestBridgedDHCPDropsNamesTheSettingAndTheRule(t *testing.T) {
+	const rule = "-A FORWARD -p udp -m physdev --physdev-is-bridged -m udp --dport 67 -j DROP"
+	accept := "bridge-nf-call-iptables=1\nbridge-nf-call-ip6tables=1\niptables-forward=-P FORWARD ACCEPT\nip6tables-forward=-P FORWARD ACCEPT\n"
+	for _, tc := range []struct {
+		name, out, want, wantErr string
+	}{
+		{"a rule drops DHCP", accept + "iptables-rule=-A FORWARD -j KUBE-FORWARD\niptables-rule=" + rule + "\n",
+			"on node n1, /proc/sys/net/bridge/bridge-nf-call-iptables is 1: frames bridged on br1 go through iptables' FORWARD chain, where `" + rule + "` drops DHCP (UDP port 67)", ""},
+		{"policy DROP", nfFiltered, "whose policy DROP drops DHCP unless a rule accepts it", ""},
+		{"nothing drops", accept + "iptables-rule=-A FORWARD -j KUBE-FORWARD\n", "", ""},
+		{"bridged frames bypass iptables", nfNotFiltered + "iptables-rule=" + rule + "\n", "", ""},
+		{"no iptables", "bridge-nf-call-iptables=1\niptables-forward=missing\n", "", "cannot be read: no iptables command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &fakeNode{answers: map[string]string{"sh -c for f in": tc.out}}
+			got, err := BridgedDHCPDrops(context.Background(), n, "n1", "br1")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("error %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("BridgedDHCPDrops = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBridgedDHCPDropsFindsARuleOnThisKernel(t *testing.T) {
+	n := newNetns(t)
+	ctx := context.Background()
+	if out, _ := n.NodeExec(ctx, "local", "cat", BridgeNFCallIPTables); strings.TrimSpace(string(out)) != "1" {
+		t.Skipf("skipped: %s is %q here, so bridged frames bypass iptables", BridgeNFCallIPTables, out)
+	}
+	rule := []string{"FORWARD", "-m", "physdev", "--physdev-is-bridged", "-p", "udp", "--dport", "67", "-j", "DROP"}
+	if _, err := n.NodeExec(ctx, "local", append([]string{"iptables", "-w", "-I"}, rule...)...); err != nil {
+		t.Skipf("skipped: cannot add the rule here: %v", err)
+	}
+	got, err := BridgedDHCPDrops(ctx, n, "local", "br1")
+	if err != nil || !strings.Contains(got, BridgeNFCallIPTables) || !strings.Contains(got, "--dport 67 -j DROP`") {
+		t.Errorf("BridgedDHCPDrops = %q, %v; want the setting and the rule named", got, err)
+	}
+}

@@ -33,6 +33,7 @@ type PodRunner struct {
 	image     string
 	caps      []corev1.Capability
 	mounts    []hostMount // host directories mounted at the same path
+	nodeMount bool        // run in the node's mount namespace (WithNodeMountNamespace)
 	timeout   time.Duration
 }
 
@@ -67,6 +68,19 @@ func WithCapabilities(caps ...string) PodRunnerOption {
 			}
 			r.caps = append(r.caps, corev1.Capability(c))
 		}
+		return nil
+	})
+}
+
+// WithNodeMountNamespace runs each command in the node's own mount namespace, with the node's
+// programs rather than the image's: what reads or changes a node's iptables rules, which only
+// the node's own iptables can (it knows the node's backend, nft or legacy, and the image has
+// none). The pod shares the node's PID namespace, runs privileged and enters PID 1's mount
+// namespace with nsenter (the PXE server image's busybox has it); the namespace must admit such
+// pods (pod security level privileged).
+func WithNodeMountNamespace() PodRunnerOption {
+	return podRunnerOptionFunc(func(r *PodRunner) error {
+		r.nodeMount = true
 		return nil
 	})
 }
@@ -147,14 +161,19 @@ func (r *PodRunner) NodeExec(ctx context.Context, node string, argv ...string) (
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
+	cmd := argv
+	if r.nodeMount {
+		cmd = append([]string{"nsenter", "--target", "1", "--mount", "--"}, argv...)
+	}
 	pod := HostPod(metav1.ObjectMeta{
 		Name:      "pxec-node-exec-" + hex.EncodeToString(b[:]),
 		Namespace: r.namespace,
 		Labels:    map[string]string{"app.kubernetes.io/name": "pxec-node-exec"},
 	}, node, corev1.Container{
-		Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: argv,
+		Name: "exec", Image: r.image, ImagePullPolicy: corev1.PullIfNotPresent, Command: cmd,
 		SecurityContext: r.securityContext(),
 	})
+	pod.Spec.HostPID = r.nodeMount
 	r.mountHostPaths(pod)
 	cmdline := command.Line(argv...)
 	pods := r.kube.CoreV1().Pods(r.namespace)
@@ -270,8 +289,13 @@ func (r *PodRunner) mountHostPaths(pod *corev1.Pod) {
 	}
 }
 
-// securityContext adds the runner's capabilities, if any, to the container's defaults.
+// securityContext adds the runner's capabilities, if any, to the container's defaults; a
+// runner in the node's mount namespace runs privileged.
 func (r *PodRunner) securityContext() *corev1.SecurityContext {
+	if r.nodeMount {
+		privileged := true
+		return &corev1.SecurityContext{Privileged: &privileged}
+	}
 	if len(r.caps) == 0 {
 		return nil
 	}

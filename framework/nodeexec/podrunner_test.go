@@ -115,3 +115,22 @@ func fakePodAPI(state corev1.ContainerState) (kube *kubefake.Clientset, created 
 	})
 	return kube, &pod
 }
+
+func TestWithNodeMountNamespaceRunsTheNodesOwnProgram(t *testing.T) {
+	kube, pod := fakePodAPI(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}})
+	r := &PodRunner{kube: kube, namespace: "pxec", image: "busybox", timeout: time.Minute}
+	if err := WithNodeMountNamespace().applyPodRunner(r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.NodeExec(context.Background(), "kind-worker", "iptables", "-w", "-S", "FORWARD"); err != nil {
+		t.Fatalf("NodeExec: %v", err)
+	}
+	p := *pod
+	if got := strings.Join(p.Spec.Containers[0].Command, " "); got != "nsenter --target 1 --mount -- iptables -w -S FORWARD" {
+		t.Errorf("command %q, want the node's iptables through nsenter", got)
+	}
+	sc := p.Spec.Containers[0].SecurityContext
+	if !p.Spec.HostPID || !p.Spec.HostNetwork || sc == nil || sc.Privileged == nil || !*sc.Privileged {
+		t.Errorf("hostPID %v, hostNetwork %v, security context %+v; want the node's PID and network namespaces, privileged", p.Spec.HostPID, p.Spec.HostNetwork, sc)
+	}
+}

@@ -151,7 +151,7 @@ func checkMultus(ctx context.Context, r *run) verdict {
 	}
 	var running, notReady []string
 	for _, ds := range sets {
-		s := fmt.Sprintf("%s/%s %d of %d pods ready", ds.Namespace, ds.Name, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+		s := multus.Readiness(ds)
 		if ds.Status.DesiredNumberScheduled == 0 || ds.Status.NumberReady < ds.Status.DesiredNumberScheduled {
 			notReady = append(notReady, s)
 		} else {

@@ -7,6 +7,7 @@ import (
 	"image"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 type Target interface {
 	// Console is the guest's serial console, attached before the firmware's first word.
 	Console() *console.Console
-	// Events returns the PXE server's events for mac, oldest first.
+	// Events returns the PXE server's events for mac, oldest first. Once the server is gone
+	// for good it returns what is still known of them with an error wrapping
+	// pxe.ErrServerGone, on which the waits end at once.
 	Events(ctx context.Context, mac net.HardwareAddr) ([]pxe.Event, error)
 	// Screen captures the guest's display once.
 	Screen(ctx context.Context) (*image.RGBA, error)
@@ -32,6 +35,14 @@ type Target interface {
 	// Explain adds to a failed wait what the target knows of the guest's fate (QEMU's exit,
 	// say); it returns err as it is when it knows nothing more.
 	Explain(err error) error
+}
+
+// Path is the network between the guest's bridge interface and its PXE server, as far as a
+// failed boot can question it.
+type Path interface {
+	// Drops says what on the path drops the guest's DHCP (a node's firewall rule, with the
+	// setting that hands bridged frames to it), or "" when it finds nothing that does.
+	Drops(ctx context.Context) (string, error)
 }
 
 // How often a step looks again while it waits. These pace the waits; the bounds are
@@ -56,6 +67,13 @@ type Boot struct {
 	Timeouts settings.Timeouts
 	// Timings records the milestones reached; nil records nothing.
 	Timings *Timings
+	// Path, when set, is asked what drops the guest's DHCP when the PXE server heard none of
+	// it; nil asks nothing.
+	Path Path
+
+	// since hides from the steps the events of the guest's earlier boots (NextBoot): only
+	// events recorded after it, by the server's clock, are this boot's.
+	since time.Time
 }
 
 func (b *Boot) mark(s Step) {
@@ -64,9 +82,12 @@ func (b *Boot) mark(s Step) {
 	}
 }
 
-// iPXE's own words when it gives up on every network device: every console wait fails on them
-// at once instead of running out its bound.
-var ipxeGaveUp = console.Phrase("No configuration methods succeeded")
+// IPXEGaveUp matches iPXE's own words when it gives up, and SeaBIOS's after it: every console
+// wait fails on them at once instead of running out its bound. iPXE gives up on DHCP with "No configuration methods
+// succeeded" unless IPv6 configured the interface (a router advertisement reached it): it then
+// prints "Nothing to boot" for the interface and, for each interface it tried, its last words
+// "No more network devices"; SeaBIOS follows with "No bootable device".
+var IPXEGaveUp = console.AnyPhrase("No configuration methods succeeded", "No more network devices", "No bootable device")
 
 // IPXELine matches iPXE naming the NIC it opens, with mac.
 func IPXELine(mac net.HardwareAddr) *regexp.Regexp {
@@ -78,7 +99,7 @@ func IPXELine(mac net.HardwareAddr) *regexp.Regexp {
 // part of the wait.
 func (b *Boot) expect(ctx context.Context, name string, re *regexp.Regexp, failOn ...*regexp.Regexp) ([]string, error) {
 	con := b.Target.Console()
-	m, err := con.Expect(ctx, re, console.Named(name), console.FailOn(append([]*regexp.Regexp{ipxeGaveUp}, failOn...)...))
+	m, err := con.Expect(ctx, re, console.Named(name), console.FailOn(append([]*regexp.Regexp{IPXEGaveUp}, failOn...)...))
 	if err == nil {
 		return m, nil
 	}
@@ -92,37 +113,67 @@ func (b *Boot) expect(ctx context.Context, name string, re *regexp.Regexp, failO
 	return nil, err
 }
 
-// dhcpDiagnosis says what the PXE server saw of the MAC's DHCP ("" when it answered), with the
-// number of messages it ignored; reading the log is bounded like a DHCP wait.
-func (b *Boot) dhcpDiagnosis(ctx context.Context) (string, int) {
-	ctx, cancel := context.WithTimeout(ctx, b.Timeouts.DHCP)
-	defer cancel()
+// events reads the MAC's events of this boot (see NextBoot), oldest first; a server that is
+// gone (pxe.ErrServerGone) still yields what is known of them, with the error.
+func (b *Boot) events(ctx context.Context) ([]pxe.Event, error) {
 	events, err := b.Target.Events(ctx, b.MAC)
-	if err != nil {
-		return "", 0
+	if !b.since.IsZero() {
+		events = slices.DeleteFunc(events, func(e pxe.Event) bool { return !e.Time.After(b.since) })
 	}
-	return pxe.DHCPDiagnosis(b.MAC.String(), events)
+	return events, err
 }
 
-// waitEvent polls the MAC's events until match accepts one.
-func (b *Boot) waitEvent(ctx context.Context, match func(pxe.Event) bool) (pxe.Event, error) {
+// dhcpDiagnosis says what the PXE server saw of the MAC's DHCP ("" when it answered), with the
+// number of messages it ignored; when it heard none at all, it adds what the Path says drops
+// them. Reading the log is bounded like a DHCP wait, asking the Path like a node probe.
+func (b *Boot) dhcpDiagnosis(ctx context.Context) (string, int) {
+	readCtx, cancel := context.WithTimeout(ctx, b.Timeouts.DHCP)
+	defer cancel()
+	events, err := b.events(readCtx)
+	if err != nil && !errors.Is(err, pxe.ErrServerGone) {
+		return "", 0
+	}
+	why, ignored := pxe.DHCPDiagnosis(b.MAC.String(), events)
+	if why == "" || b.Path == nil || slices.ContainsFunc(events, func(e pxe.Event) bool { return e.Protocol == pxe.ProtoDHCP }) {
+		return why, ignored
+	}
+	pathCtx, cancel := context.WithTimeout(ctx, b.Timeouts.NodeProbe)
+	defer cancel()
+	switch drops, err := b.Path.Drops(pathCtx); {
+	case err != nil:
+		why += fmt.Sprintf("; what on the way drops it could not be read: %v", err)
+	case drops != "":
+		why += "; " + drops
+	}
+	return why, ignored
+}
+
+// waitEvent polls the MAC's events of this boot until match accepts one, and returns it with
+// the events last read. It fails at once when the server is gone (pxe.ErrServerGone) and
+// what is known of its events holds no match.
+func (b *Boot) waitEvent(ctx context.Context, match func(pxe.Event) bool) (pxe.Event, []pxe.Event, error) {
 	var lastErr error
+	var last []pxe.Event
 	for {
-		events, err := b.Target.Events(ctx, b.MAC)
-		if err == nil {
+		events, err := b.events(ctx)
+		if err == nil || errors.Is(err, pxe.ErrServerGone) {
+			last = events
 			for _, e := range events {
 				if match(e) {
-					return e, nil
+					return e, last, nil
 				}
 			}
+		}
+		if errors.Is(err, pxe.ErrServerGone) {
+			return pxe.Event{}, last, err
 		}
 		lastErr = err
 		select {
 		case <-ctx.Done():
 			if lastErr != nil {
-				return pxe.Event{}, fmt.Errorf("%w (last read: %v)", context.Cause(ctx), lastErr)
+				return pxe.Event{}, last, fmt.Errorf("%w (last read: %v)", context.Cause(ctx), lastErr)
 			}
-			return pxe.Event{}, context.Cause(ctx)
+			return pxe.Event{}, last, context.Cause(ctx)
 		case <-time.After(eventPoll):
 		}
 	}
@@ -223,7 +274,7 @@ func (b *Boot) WaitDHCP(ctx context.Context) (pxe.Event, error) {
 	defer stopWaiting(nil)
 	go func() {
 		for {
-			if events, err := b.Target.Events(waitc, b.MAC); err == nil {
+			if events, err := b.events(waitc); err == nil {
 				if why, ignored := pxe.DHCPDiagnosis(b.MAC.String(), events); why != "" && ignored >= pxe.IgnoredBeforeGivingUp {
 					stopWaiting(noDHCPAnswer(why))
 					return
@@ -237,7 +288,7 @@ func (b *Boot) WaitDHCP(ctx context.Context) (pxe.Event, error) {
 		}
 	}()
 	m, err := b.Target.Console().Expect(waitc, regexp.MustCompile(`net\d+: (\d+\.\d+\.\d+\.\d+)/`), console.Named("iPXE's DHCP result"),
-		console.FailOn(ipxeGaveUp))
+		console.FailOn(IPXEGaveUp))
 	if err != nil {
 		if cause := context.Cause(waitc); errors.Is(cause, ErrNoDHCPAnswer) {
 			return pxe.Event{}, cause
@@ -249,11 +300,11 @@ func (b *Boot) WaitDHCP(ctx context.Context) (pxe.Event, error) {
 		if why == "" {
 			why = fmt.Sprintf("the PXE server did answer %s's DHCP", b.MAC)
 		}
-		return pxe.Event{}, fmt.Errorf("%w; %s", b.Target.Explain(err), why)
+		return pxe.Event{}, fmt.Errorf("%s; %w", why, b.Target.Explain(err))
 	}
 	// Firmware whose PXE stack is not iPXE (OVMF's) gets an ACK of its own first, naming the
 	// iPXE loader to fetch over TFTP; the address iPXE printed comes from the ACK to iPXE.
-	ack, err := b.waitEvent(ctx, func(e pxe.Event) bool { return e.Kind == pxe.KindDHCPAck && e.UserClass == "iPXE" })
+	ack, _, err := b.waitEvent(ctx, func(e pxe.Event) bool { return e.Kind == pxe.KindDHCPAck && e.UserClass == "iPXE" })
 	if err != nil {
 		return pxe.Event{}, fmt.Errorf("iPXE configured %s but the PXE server logged no DHCP ACK to iPXE for %s: %w", m[1], b.MAC, err)
 	}
@@ -273,6 +324,8 @@ type Payload struct {
 }
 
 // WaitPayload waits for the server to have served the script, kernel and initramfs to the MAC.
+// It fails at once, with "payload transfer stopped: the PXE server is gone" and what the server
+// had served by then, when the server has stopped for good (pxe.ErrServerGone).
 func (b *Boot) WaitPayload(ctx context.Context) (Payload, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.Timeouts.PXEBoot)
 	defer cancel()
@@ -282,14 +335,18 @@ func (b *Boot) WaitPayload(ctx context.Context) (Payload, error) {
 		ev   *pxe.Event
 	}{{bootimage.KernelFile, &p.Kernel}, {bootimage.InitrdFile, &p.Initrd}} {
 		var err error
-		*f.ev, err = b.waitEvent(ctx, func(e pxe.Event) bool {
+		var seen []pxe.Event
+		*f.ev, seen, err = b.waitEvent(ctx, func(e pxe.Event) bool {
 			return e.Kind == pxe.KindHTTP && e.Path == "/"+f.name && e.Status == 200 && e.Reason == ""
 		})
+		if errors.Is(err, pxe.ErrServerGone) {
+			return p, fmt.Errorf("payload transfer stopped: %w; it had served %s %s", err, b.MAC, served(seen))
+		}
 		if err != nil {
 			return p, fmt.Errorf("%s not served to %s over HTTP: %w", f.name, b.MAC, err)
 		}
 	}
-	events, err := b.Target.Events(ctx, b.MAC)
+	events, err := b.events(ctx)
 	if err != nil {
 		return p, err
 	}
@@ -298,6 +355,42 @@ func (b *Boot) WaitPayload(ctx context.Context) (Payload, error) {
 	}
 	b.mark(StepPayload)
 	return p, nil
+}
+
+// served says what a boot's events show the server handed out: its DHCP answers, scripts and
+// files, in order.
+func served(events []pxe.Event) string {
+	var out []string
+	for _, e := range events {
+		switch {
+		case e.Kind == pxe.KindDHCPAck:
+			out = append(out, "a DHCP ACK ("+e.IP+")")
+		case e.Kind == pxe.KindScript && e.Status == 200:
+			out = append(out, "an iPXE script")
+		case (e.Kind == pxe.KindHTTP || e.Kind == pxe.KindTFTP) && e.Reason == "":
+			out = append(out, fmt.Sprintf("%s over %s (%d bytes)", e.Path, e.Protocol, e.Bytes))
+		}
+	}
+	if len(out) == 0 {
+		return "nothing"
+	}
+	return strings.Join(out, ", ") + " and nothing after"
+}
+
+// NextBoot starts the guest's next boot, for a guest that reboots: from now on the steps look
+// only at what the PXE server records after the last event it holds for the MAC now. Call it
+// before the guest reboots.
+func (b *Boot) NextBoot(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.Timeouts.DHCP)
+	defer cancel()
+	events, err := b.events(ctx)
+	if err != nil {
+		return fmt.Errorf("next boot of %s: %w", b.MAC, err)
+	}
+	if len(events) > 0 {
+		b.since = events[len(events)-1].Time
+	}
+	return nil
 }
 
 // WaitReady waits for the guest's ready line and parses it; a kernel panic or the guest's own

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ type fakeTarget struct {
 	screens []*image.RGBA
 	sent    strings.Builder // what the console sent to the guest
 	explain string
+	gone    string // when set, the server is gone: Events says so, with what it knew
 }
 
 func newFakeTarget(t *testing.T) *fakeTarget {
@@ -82,7 +84,21 @@ func (f *fakeTarget) Events(_ context.Context, mac net.HardwareAddr) ([]pxe.Even
 			out = append(out, e)
 		}
 	}
+	if f.gone != "" {
+		return out, fmt.Errorf("%w: %s", pxe.ErrServerGone, f.gone)
+	}
 	return out, nil
+}
+
+// fakePath is a network path whose drops the test decides, counting how often it was asked.
+type fakePath struct {
+	drops string
+	asked atomic.Int32
+}
+
+func (p *fakePath) Drops(context.Context) (string, error) {
+	p.asked.Add(1)
+	return p.drops, nil
 }
 
 func (f *fakeTarget) Screen(context.Context) (*image.RGBA, error) {
@@ -327,4 +343,116 @@ func TestSkipBootMenuPressesEnterAtSeaBIOSsPrompt(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Error("no Enter was sent at the boot menu prompt")
+}
+
+// t0 is when the events of a test with times begin.
+var t0 = time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+
+// at is an event modifier setting its time to t0 plus s seconds.
+func at(s int) func(*pxe.Event) {
+	return func(e *pxe.Event) { e.Time = t0.Add(time.Duration(s) * time.Second) }
+}
+
+func ackTo(ip string) func(*pxe.Event) {
+	return func(e *pxe.Event) { e.IP, e.UserClass = ip, "iPXE" }
+}
+
+// TestWaitPayloadFailsAtOnceWhenTheServerIsGone: a PXE server that died after its DHCP ACK ends
+// the payload's wait at once, saying so and what had been served.
+func TestWaitPayloadFailsAtOnceWhenTheServerIsGone(t *testing.T) {
+	f := newFakeTarget(t)
+	b := testBoot(f, time.Hour)
+	f.log(ev(pxe.KindDHCPAck, ackTo("192.168.100.10")))
+	f.gone = "PXE server pod pxec-x/pxe-server: container pxe-server exited 3 (Error)"
+	ctx := callerCtx(t)
+	_, err := b.WaitPayload(ctx)
+	endedOnItsOwn(t, ctx)
+	if !errors.Is(err, pxe.ErrServerGone) {
+		t.Fatalf("WaitPayload = %v, want pxe.ErrServerGone", err)
+	}
+	want := "payload transfer stopped: the PXE server is gone: PXE server pod pxec-x/pxe-server: container pxe-server exited 3 (Error); " +
+		"it had served de:00:00:00:00:de a DHCP ACK (192.168.100.10) and nothing after"
+	if err.Error() != want {
+		t.Errorf("message\n %q, want\n %q", err, want)
+	}
+}
+
+// TestWaitDHCPReadsTheAckOfAServerGoneSinceThen: the ACK a server logged before it died still
+// proves the DHCP step; only the payload's wait fails.
+func TestWaitDHCPReadsTheAckOfAServerGoneSinceThen(t *testing.T) {
+	f := newFakeTarget(t)
+	b := testBoot(f, time.Hour)
+	f.log(ev(pxe.KindDHCPAck, ackTo("192.168.100.10")))
+	f.gone = "PXE server pod pxec-x/pxe-server: container pxe-server exited 3 (Error)"
+	go f.print("net0: 192.168.100.10/255.255.255.0\r\n")
+	ctx := callerCtx(t)
+	ack, err := b.WaitDHCP(ctx)
+	endedOnItsOwn(t, ctx)
+	if err != nil || ack.IP != "192.168.100.10" {
+		t.Errorf("WaitDHCP = %+v, %v; want the ACK from what the server logged", ack, err)
+	}
+}
+
+// TestWaitDHCPNamesWhatDropsTheDHCPWhenIPXEGivesUpAfterIPv6 is the regression test for a run
+// that waited out the DHCP bound: iPXE configured IPv6 from a router advertisement, so it never
+// said "No configuration methods succeeded", and gave up with "Nothing to boot" instead.
+func TestWaitDHCPNamesWhatDropsTheDHCPWhenIPXEGivesUpAfterIPv6(t *testing.T) {
+	f := newFakeTarget(t)
+	b := testBoot(f, time.Hour)
+	path := &fakePath{drops: "node n1 hands bridged frames to iptables (/proc/sys/net/bridge/bridge-nf-call-iptables=1) and `-A FORWARD -p udp --dport 67 -j DROP` drops DHCP"}
+	b.Path = path
+	go f.print("Configuring (net0 de:00:00:00:00:de)...... ok\r\nNothing to boot: No such file or directory (http://ipxe.org/2d03e13b)\r\nNo more network devices\r\n")
+	ctx := callerCtx(t)
+	_, err := b.WaitDHCP(ctx)
+	endedOnItsOwn(t, ctx)
+	if !errors.Is(err, console.ErrFailPattern) {
+		t.Fatalf("WaitDHCP = %v, want iPXE's giving up to end the wait", err)
+	}
+	want := "no DHCP answer for de:00:00:00:00:de: the PXE server received no DHCP message from it; " + path.drops
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("message\n %q, want it to start with\n %q", err, want)
+	}
+
+	// A server that heard the MAC's DHCP needs no question about the path.
+	f2 := newFakeTarget(t)
+	b2 := testBoot(f2, time.Hour)
+	path2 := &fakePath{drops: "should not be asked"}
+	b2.Path = path2
+	f2.log(ev(pxe.KindDHCPIgnored, func(e *pxe.Event) { e.Protocol, e.Reason = pxe.ProtoDHCP, "unsupported client architecture" }))
+	go f2.print("No configuration methods succeeded (http://ipxe.org/040ee186)\r\n")
+	_, err = b2.WaitDHCP(callerCtx(t))
+	if path2.asked.Load() != 0 || err == nil || strings.Contains(err.Error(), path2.drops) {
+		t.Errorf("WaitDHCP = %v, asked the path %d times; want no question when the server heard the MAC", err, path2.asked.Load())
+	}
+}
+
+// TestNextBootLooksOnlyAtTheNewBootsEvents: after a reboot, the steps wait for the second ACK
+// and take the second script's nonce, not the first boot's.
+func TestNextBootLooksOnlyAtTheNewBootsEvents(t *testing.T) {
+	f := newFakeTarget(t)
+	b := testBoot(f, 5*time.Second)
+	f.log(ev(pxe.KindDHCPAck, ackTo("192.168.100.10"), at(1)),
+		ev(pxe.KindScript, func(e *pxe.Event) { e.Status, e.Nonce = 200, "first" }, at(2)),
+		ev(pxe.KindHTTP, func(e *pxe.Event) { e.Path, e.Status = "/"+bootimage.KernelFile, 200 }, at(3)),
+		ev(pxe.KindHTTP, func(e *pxe.Event) { e.Path, e.Status = "/"+bootimage.InitrdFile, 200 }, at(4)))
+	if err := b.NextBoot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f.print("net0: 192.168.100.10/255.255.255.0\r\n")
+		time.Sleep(300 * time.Millisecond)
+		f.log(ev(pxe.KindDHCPAck, ackTo("192.168.100.10"), at(61)))
+		time.Sleep(300 * time.Millisecond)
+		f.log(ev(pxe.KindScript, func(e *pxe.Event) { e.Status, e.Nonce = 200, "second" }, at(62)),
+			ev(pxe.KindHTTP, func(e *pxe.Event) { e.Path, e.Status = "/"+bootimage.KernelFile, 200 }, at(63)),
+			ev(pxe.KindHTTP, func(e *pxe.Event) { e.Path, e.Status = "/"+bootimage.InitrdFile, 200 }, at(64)))
+	}()
+	ack, err := b.WaitDHCP(context.Background())
+	if err != nil || !ack.Time.Equal(t0.Add(61*time.Second)) {
+		t.Fatalf("WaitDHCP = %+v, %v; want the second boot's ACK", ack, err)
+	}
+	p, err := b.WaitPayload(context.Background())
+	if err != nil || p.Nonce != "second" || !p.Kernel.Time.After(ack.Time) {
+		t.Errorf("WaitPayload = %+v, %v; want the second boot's files and nonce", p, err)
+	}
 }

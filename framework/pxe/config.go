@@ -81,7 +81,19 @@ type Config struct {
 	Netns string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// CrashAfter is a test hook, off (empty) by default: the server crashes on purpose at that
+	// point of a boot, so that a test can check how a client, and whoever waits on the server,
+	// notice a server that dies mid-boot. See CrashAfterDHCPAck.
+	CrashAfter CrashPoint
 }
+
+// CrashPoint is where Config.CrashAfter makes the server crash.
+type CrashPoint string
+
+// CrashAfterDHCPAck crashes the server right after it has sent its first DHCP ACK: every socket
+// it listens on closes at once, nothing more is answered, and Server.Crashed is closed (the
+// fixtures/pxe-server command then exits). The client has its address and nothing to boot.
+const CrashAfterDHCPAck CrashPoint = "dhcp-ack"
 
 // Boot names the files the iPXE script loads and the kernel command line it passes.
 type Boot struct {
@@ -297,6 +309,9 @@ func validate(cfg Config) (*settings, error) {
 
 	if cfg.Root == "" {
 		missing("Root")
+	}
+	if cfg.CrashAfter != "" && cfg.CrashAfter != CrashAfterDHCPAck {
+		bad("CrashAfter", cfg.CrashAfter, "not a crash point (want %q, or empty for none)", CrashAfterDHCPAck)
 	}
 	for _, f := range []struct{ field, value string }{
 		{"Boot.Kernel", cfg.Boot.Kernel},

@@ -27,6 +27,7 @@ func TestValidateRejectsBadConfigNamingFieldAndValue(t *testing.T) {
 		{"router outside subnet", func(c *Config) { c.Router = netip.MustParseAddr("192.168.1.1") }, []string{`Router "192.168.1.1"`, "outside Subnet"}},
 		{"IPv6 DNS", func(c *Config) { c.DNS = []netip.Addr{netip.MustParseAddr("::1")} }, []string{`DNS[0] "::1"`}},
 		{"negative lease", func(c *Config) { c.LeaseTime = -time.Second }, []string{`LeaseTime "-1s"`}},
+		{"unknown crash point", func(c *Config) { c.CrashAfter = "dhcp-offer" }, []string{`CrashAfter "dhcp-offer": not a crash point (want "dhcp-ack"`}},
 		{"missing root", func(c *Config) { c.Root = "" }, []string{"Root: required"}},
 		{"missing kernel", func(c *Config) { c.Boot.Kernel = "" }, []string{"Boot.Kernel: required"}},
 		{"absolute initrd", func(c *Config) { c.Boot.Initrd = "/boot/initrd.img" }, []string{`Boot.Initrd "/boot/initrd.img"`, "absolute"}},

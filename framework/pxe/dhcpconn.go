@@ -89,5 +89,9 @@ func (s *Server) handleDHCPPacket(b []byte, peer net.Addr) {
 			Remote:   dst.String(),
 			Reason:   fmt.Sprintf("send %s to %s: %v", out.reply.MessageType(), dst, err),
 		})
+		return
+	}
+	if s.cfg.CrashAfter == CrashAfterDHCPAck && out.reply.MessageType() == dhcpv4.MessageTypeAck {
+		s.crash()
 	}
 }

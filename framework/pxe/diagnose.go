@@ -1,9 +1,15 @@
 package pxe
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
+
+// ErrServerGone is wrapped by a reader of a server's event log (framework/pxepod's) when the
+// server has stopped for good: its process exited, its pod is gone. Nothing will be served any
+// more, so a wait for the server's events ends at once on it.
+var ErrServerGone = errors.New("the PXE server is gone")
 
 // IgnoredBeforeGivingUp is how many of a MAC's DHCP messages the server must have ignored
 // before a waiting client can stop waiting for an answer: iPXE retransmits its DISCOVER a few

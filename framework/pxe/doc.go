@@ -23,6 +23,13 @@
 // Every DHCP exchange, script, file transfer and router solicitation is
 // recorded as an Event (Server.Events, Server.WaitFor, and GET /events over
 // HTTP). File transfers are recorded when they end, with bytes and duration.
+// Every event is also a log line (EventMessage), which EventsFromLog reads
+// back when the server can no longer be asked: a reader that finds the server
+// gone says so with ErrServerGone.
+//
+// Config.CrashAfter is a test hook, off by default, for specs that check how
+// a server dying mid-boot is noticed: CrashAfterDHCPAck closes every socket
+// right after the first DHCP ACK has been sent, and Server.Crashed says so.
 //
 // Scripts, files and TFTP are served only on ServerIP, the PXE interface's
 // address: TFTP binds it, and an HTTP connection to any other address the

@@ -1,10 +1,13 @@
 package pxe
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -141,7 +144,7 @@ func newEventLog(log *slog.Logger) *eventLog {
 }
 
 // record stamps ev with the current time if it has none, bounds its
-// strings, logs it and appends it.
+// strings, logs it (as a line at the event's time) and appends it.
 func (l *eventLog) record(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -151,22 +154,28 @@ func (l *eventLog) record(ev Event) {
 	if ev.Reason != "" {
 		level = slog.LevelWarn
 	}
-	l.log.LogAttrs(context.Background(), level, "pxe event",
-		slog.String("kind", string(ev.Kind)),
-		slog.String("mac", ev.MAC),
-		slog.String("protocol", ev.Protocol),
-		slog.String("remote", ev.Remote),
-		slog.String("ip", ev.IP),
-		slog.String("path", ev.Path),
-		slog.Int("status", ev.Status),
-		slog.Int64("bytes", ev.Bytes),
-		slog.Duration("duration", ev.Duration),
-		slog.String("nonce", ev.Nonce),
-		slog.String("clientArch", ev.ClientArch),
-		slog.String("userClass", ev.UserClass),
-		slog.String("reason", ev.Reason),
-		slog.String("detail", ev.Detail),
-	)
+	// The line carries the event's own time, so that EventsFromLog reads back the same event.
+	if ctx := context.Background(); l.log.Enabled(ctx, level) {
+		r := slog.NewRecord(ev.Time, level, EventMessage, 0)
+		r.AddAttrs(
+			slog.String("kind", string(ev.Kind)),
+			slog.String("mac", ev.MAC),
+			slog.String("protocol", ev.Protocol),
+			slog.String("remote", ev.Remote),
+			slog.String("ip", ev.IP),
+			slog.String("path", ev.Path),
+			slog.Int("status", ev.Status),
+			slog.Int64("bytes", ev.Bytes),
+			slog.Duration("duration", ev.Duration),
+			slog.String("nonce", ev.Nonce),
+			slog.String("clientArch", ev.ClientArch),
+			slog.String("firmware", ev.Firmware),
+			slog.String("userClass", ev.UserClass),
+			slog.String("reason", ev.Reason),
+			slog.String("detail", ev.Detail),
+		)
+		_ = l.log.Handler().Handle(ctx, r) // a log that cannot be written loses only the line
+	}
 	size := eventSize(ev)
 
 	l.mu.Lock()
@@ -232,6 +241,37 @@ func clip(s string, max int) string {
 		cut--
 	}
 	return s[:cut] + TruncationMark + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// EventMessage is the log message of every event the server records: each event is also a
+// log line carrying its fields as attributes, named as in Event's JSON form.
+const EventMessage = "pxe event"
+
+// EventsFromLog reads back the events of mac ("" for every MAC) from a server's log of JSON
+// lines (slog's JSON handler, as fixtures/pxe-server writes it), oldest first: what is still
+// known of a server whose event log can no longer be asked, one that crashed say. Lines that
+// are no event are skipped; events the log's rate limit suppressed are missing.
+func EventsFromLog(r io.Reader, mac string) ([]Event, error) {
+	out := []Event{}
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			var l struct {
+				Msg string `json:"msg"`
+				Event
+			}
+			if json.Unmarshal(line, &l) == nil && l.Msg == EventMessage && (mac == "" || l.MAC == mac) {
+				out = append(out, l.Event)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("read pxe server log: %w", err)
+		}
+	}
 }
 
 // list returns a copy of the events of mac, or of all events when mac is "".

@@ -34,10 +34,12 @@ type Server struct {
 	httpSrv  *http.Server
 	ra       *raSender
 
-	done     chan struct{} // closed by Stop to end the server's loops
-	wg       sync.WaitGroup
-	stopOnce sync.Once
-	stopErr  error
+	done      chan struct{} // closed by Stop to end the server's loops
+	crashed   chan struct{} // closed when the CrashAfter test hook fires
+	crashOnce sync.Once
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // sockets is what Start opens inside the network namespace.
@@ -111,6 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		httpLn:   socks.http,
 		ra:       socks.ra,
 		done:     make(chan struct{}),
+		crashed:  make(chan struct{}),
 	}
 	httpPort := socks.http.Addr().(*net.TCPAddr).Port
 	s.baseURL = "http://" + net.JoinHostPort(st.ServerIP.String(), strconv.Itoa(httpPort))
@@ -321,6 +324,24 @@ func (s *Server) stop(ctx context.Context) error {
 	s.logLim.flush(context.Background())
 	s.log.Info("pxe server stopped")
 	return errors.Join(errs...)
+}
+
+// Crashed is closed once the Config.CrashAfter test hook has fired; without the hook, never.
+func (s *Server) Crashed() <-chan struct{} { return s.crashed }
+
+// crash fires the Config.CrashAfter test hook: every listening socket closes at once, as if
+// the process had been killed, so nothing more is answered. Stop still releases the rest.
+func (s *Server) crash() {
+	s.crashOnce.Do(func() {
+		s.log.Error("crashing on purpose: test hook CrashAfter", "after", string(s.cfg.CrashAfter))
+		s.httpLn.Close()
+		s.tftpConn.Close()
+		s.dhcpConn.Close()
+		if s.ra != nil {
+			s.ra.close()
+		}
+		close(s.crashed)
+	})
 }
 
 // Events returns a copy of the events recorded for mac, oldest first, or of

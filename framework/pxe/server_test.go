@@ -3,11 +3,16 @@ package pxe
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 )
 
 func TestStopReleasesSocketsAndGoroutines(t *testing.T) {
@@ -123,5 +128,90 @@ func TestEventLogStaysBounded(t *testing.T) {
 	ev, err := l.waitFor(ctx, "", func(e Event) bool { return e.Bytes == maxEvents+9 })
 	if err != nil || ev.Bytes != maxEvents+9 {
 		t.Errorf("wait after trimming: %+v, %v", ev, err)
+	}
+}
+
+// sendDHCP sends m to the server's DHCP socket from an unprivileged port of loopback.
+func sendDHCP(t *testing.T, srv *Server, m *dhcpv4.DHCPv4) {
+	t.Helper()
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(srv.DHCPAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(m.ToBytes()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// renewal is a REQUEST from testMAC renewing its reserved address: the ACK goes to that
+// address (unicast on loopback), so the send succeeds without a client listening.
+func renewal(t *testing.T) *dhcpv4.DHCPv4 {
+	return request(t, testMAC, arch(iana.INTEL_X86PC), ipxeClass(), dhcpv4.WithClientIP(net.ParseIP("127.0.0.2")))
+}
+
+func TestCrashAfterDHCPAckClosesEverySocketOnceTheAckIsSent(t *testing.T) {
+	srv := startLoopback(t, func(c *Config) { c.CrashAfter = CrashAfterDHCPAck })
+	httpAddr := srv.HTTPAddr()
+	if code, _ := get(t, http.MethodGet, srv.BaseURL()+"/events"); code != http.StatusOK {
+		t.Fatalf("before the ACK: GET /events answered %d", code)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	select {
+	case <-srv.Crashed():
+		t.Fatal("crashed before any ACK")
+	default:
+	}
+
+	sendDHCP(t, srv, renewal(t))
+	select {
+	case <-srv.Crashed():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no crash 20 s after the REQUEST; events: %s", kinds(srv.Events(nil)))
+	}
+	if got := kinds(srv.Events(testMAC)); got != "dhcp-request,dhcp-ack" {
+		t.Errorf("events %s, want the REQUEST and its ACK, sent before the crash", got)
+	}
+	if c, err := net.DialTimeout("tcp", httpAddr.String(), 5*time.Second); err == nil {
+		c.Close()
+		t.Errorf("HTTP %s still accepts connections after the crash", httpAddr)
+	}
+}
+
+func TestWithoutCrashAfterTheServerGoesOnAfterAnAck(t *testing.T) {
+	srv := startLoopback(t, nil)
+	sendDHCP(t, srv, renewal(t))
+	waitEvent(t, srv, testMAC, KindDHCPAck)
+	if code, _ := get(t, http.MethodGet, srv.BaseURL()+"/events"); code != http.StatusOK {
+		t.Errorf("after the ACK: GET /events answered %d", code)
+	}
+	select {
+	case <-srv.Crashed():
+		t.Error("crashed without CrashAfter")
+	default:
+	}
+}
+
+func TestEventsFromLogReadsBackWhatTheServerLogged(t *testing.T) {
+	var log strings.Builder
+	l := newEventLog(slog.New(slog.NewJSONHandler(&log, nil)).With("component", "pxe"))
+	when := time.Date(2026, 12, 7, 4, 29, 8, 123456789, time.UTC)
+	ack := Event{Time: when, MAC: "de:00:00:00:00:de", Kind: KindDHCPAck, Protocol: ProtoDHCP, IP: "192.168.100.10",
+		Firmware: "bios", UserClass: "iPXE", Duration: 1500 * time.Millisecond, Bytes: 42, Status: 200}
+	l.record(ack)
+	l.record(Event{Time: when, MAC: "de:00:00:00:00:01", Kind: KindDHCPDiscover, Protocol: ProtoDHCP})
+	text := "pxe-server: not JSON at all\n" + log.String() + `{"msg":"something else","kind":"dhcp-ack"}` + "\n"
+
+	got, err := EventsFromLog(strings.NewReader(text), "de:00:00:00:00:de")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[0].Time.Equal(when) || got[0].Kind != ack.Kind || got[0].IP != ack.IP || got[0].Firmware != "bios" ||
+		got[0].UserClass != "iPXE" || got[0].Duration != ack.Duration || got[0].Bytes != 42 || got[0].Status != 200 {
+		t.Fatalf("events from the log %+v, want the ACK %+v alone", got, ack)
+	}
+	all, err := EventsFromLog(strings.NewReader(text), "")
+	if err != nil || len(all) != 2 {
+		t.Errorf("every MAC's events: %+v, %v; want the two recorded", all, err)
 	}
 }

@@ -19,13 +19,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/pxe-conformance/pxe-conformance/framework/podstatus"
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 )
 
@@ -67,6 +67,9 @@ type Config struct {
 	// RouterAdvertisements makes the server answer IPv6 router solicitations, so that iPXE
 	// does not wait for IPv6 autoconfiguration.
 	RouterAdvertisements bool
+	// CrashAfter is the server's test hook (pxe.Config.CrashAfter), for fault specs alone: the
+	// server exits at that point of the first boot, and the pod stays behind with its log.
+	CrashAfter pxe.CrashPoint
 }
 
 // Validate checks what Deploy needs before anything is created, naming the field and value.
@@ -138,6 +141,9 @@ func (c Config) Pod() (*corev1.Pod, error) {
 	}
 	if c.RouterAdvertisements {
 		env = append(env, corev1.EnvVar{Name: "PXE_RA", Value: "true"})
+	}
+	if c.CrashAfter != "" {
+		env = append(env, corev1.EnvVar{Name: "PXE_CRASH_AFTER", Value: string(c.CrashAfter)})
 	}
 	grace := int64(5)
 	return &corev1.Pod{
@@ -242,21 +248,23 @@ func (s *Server) start(ctx context.Context, c Config) error {
 	return err
 }
 
-// waitPod polls the pod until ok, failing early when the container has terminated.
+// waitPod polls the pod until ok, failing at once when podstatus says it will never run as
+// asked: its container has exited or cannot start, or its network is not and will not be set
+// up (a CNI plugin failing, Multus not attaching it to the PXE network).
 func (s *Server) waitPod(ctx context.Context, what string, ok func(*corev1.Pod) bool) (*corev1.Pod, error) {
 	var last *corev1.Pod
 	for {
 		p, err := s.kube.CoreV1().Pods(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 		if err == nil {
 			last = p
-			if ok(p) {
-				return p, nil
-			}
-			if why := terminated(p); why != "" {
+			if why := podstatus.Terminated(p); why != "" {
 				return p, fmt.Errorf("PXE server pod %s/%s: %s\n%s", s.Namespace, s.Name, why, s.logTail(ctx))
 			}
-			if ev := s.sandboxFailure(ctx, p); ev != "" {
-				return p, fmt.Errorf("PXE server pod %s/%s cannot start on node %q: its network could not be set up: %s", s.Namespace, s.Name, p.Spec.NodeName, ev)
+			if why := podstatus.NetworkBlocked(ctx, s.kube, p); why != "" {
+				return p, fmt.Errorf("PXE server pod %s/%s cannot start on node %q: %s", s.Namespace, s.Name, p.Spec.NodeName, why)
+			}
+			if ok(p) {
+				return p, nil
 			}
 		}
 		select {
@@ -265,43 +273,6 @@ func (s *Server) waitPod(ctx context.Context, what string, ok func(*corev1.Pod) 
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-// terminated says why the pod's server container has stopped or cannot start, or "".
-// sandboxFailure returns the message of a FailedCreatePodSandBox event of the pod, if any. The
-// kubelet retries a sandbox whose network a CNI plugin could not set up (a bridge plugin
-// missing on the node, Multus stopped), but nothing the suite does will make it succeed: the wait
-// fails at once, quoting the plugin's own words, instead of running out its bound.
-func (s *Server) sandboxFailure(ctx context.Context, p *corev1.Pod) string {
-	if p.Status.Phase != corev1.PodPending {
-		return ""
-	}
-	events, err := s.kube.CoreV1().Events(s.Namespace).List(ctx, metav1.ListOptions{
-		FieldSelector: fields.Set{"involvedObject.name": s.Name, "reason": "FailedCreatePodSandBox"}.String()})
-	if err != nil {
-		return ""
-	}
-	for _, e := range events.Items {
-		if e.InvolvedObject.UID == p.UID && e.Reason == "FailedCreatePodSandBox" {
-			return e.Message
-		}
-	}
-	return ""
-}
-
-func terminated(p *corev1.Pod) string {
-	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-		return fmt.Sprintf("phase %s: %s", p.Status.Phase, p.Status.Message)
-	}
-	for _, st := range p.Status.ContainerStatuses {
-		if t := st.State.Terminated; t != nil {
-			return fmt.Sprintf("container %s exited %d (%s)", st.Name, t.ExitCode, t.Reason)
-		}
-		if w := st.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff" || w.Reason == "ErrImageNeverPull" || w.Reason == "CreateContainerError") {
-			return fmt.Sprintf("container %s waiting: %s: %s", st.Name, w.Reason, w.Message)
-		}
-	}
-	return ""
 }
 
 func describe(p *corev1.Pod) string {
@@ -399,7 +370,10 @@ func (p *Payload) Has(name string) bool { return p.names[name] }
 // Size is the packed payload's size in bytes.
 func (p *Payload) Size() int { return len(p.archive) }
 
-// Events returns the server's events for mac, or all events when mac is empty.
+// Events returns the server's events for mac, or all events when mac is empty. Once the
+// server is gone for good (its container has exited, its pod is deleted or being deleted) it
+// returns what the server's log still holds of them, with an error wrapping pxe.ErrServerGone
+// that says what became of the pod.
 func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {
 	params := map[string]string{}
 	if mac != "" {
@@ -407,13 +381,47 @@ func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {
 	}
 	raw, err := s.kube.CoreV1().Pods(s.Namespace).ProxyGet("http", s.Name, strconv.Itoa(HTTPPort), "/events", params).DoRaw(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
+		err = fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
+		if events, gone := s.goneEvents(ctx, mac); gone != nil {
+			return events, gone
+		}
+		return nil, err
 	}
 	var events []pxe.Event
 	if err := json.Unmarshal(raw, &events); err != nil {
 		return nil, fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
 	}
 	return events, nil
+}
+
+// goneEvents returns, when the server is gone for good, the events of mac its log holds and
+// an error wrapping pxe.ErrServerGone; nil and nil while the pod may still answer.
+func (s *Server) goneEvents(ctx context.Context, mac string) ([]pxe.Event, error) {
+	p, err := s.kube.CoreV1().Pods(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	var why string
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("%w: PXE server pod %s/%s was deleted", pxe.ErrServerGone, s.Namespace, s.Name)
+	case err != nil:
+		return nil, nil
+	case p.DeletionTimestamp != nil:
+		why = "is being deleted"
+	default:
+		why = podstatus.Terminated(p)
+	}
+	if why == "" {
+		return nil, nil
+	}
+	gone := fmt.Errorf("%w: PXE server pod %s/%s: %s", pxe.ErrServerGone, s.Namespace, s.Name, why)
+	log, err := s.Logs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (its log cannot be read: %v)", gone, err)
+	}
+	events, err := pxe.EventsFromLog(bytes.NewReader(log), mac)
+	if err != nil {
+		return events, fmt.Errorf("%w (%v)", gone, err)
+	}
+	return events, gone
 }
 
 // Logs returns the server container's log (JSON lines).

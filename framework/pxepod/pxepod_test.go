@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -17,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/pxe"
 )
@@ -182,4 +185,55 @@ func TestWaitFailsAtOnceWhenThePodsNetworkCannotBeSetUp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), `node "n1"`) || strings.Contains(err.Error(), "older pod") {
 		t.Errorf("waitPod = %v, want the current pod's sandbox event quoted", err)
 	}
+}
+
+// unreachable is the pod proxy's answer when nothing listens behind it.
+type unreachable struct{}
+
+func (unreachable) DoRaw(context.Context) ([]byte, error) {
+	return nil, errors.New(`error trying to reach service: dial tcp 10.244.0.7:8080: connect: connection refused`)
+}
+
+func (unreachable) Stream(context.Context) (io.ReadCloser, error) {
+	return nil, errors.New("unreachable")
+}
+
+// TestEventsSaysTheServerIsGoneOnlyWhenItIs: an events endpoint that does not answer is the
+// server gone for good when its container has exited or its pod is deleted, and a passing
+// failure while the container runs.
+func TestEventsSaysTheServerIsGoneOnlyWhenItIs(t *testing.T) {
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	exited := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}
+	for _, tc := range []struct {
+		name     string
+		pod      *corev1.Pod // nil: deleted
+		gone     bool
+		wantText string
+	}{
+		{"container running", serverPod(corev1.PodRunning, running), false, "connection refused"},
+		{"container exited", serverPod(corev1.PodFailed, exited), true, "the PXE server is gone: PXE server pod pxec-abc/pxe-server: phase Failed"},
+		{"pod deleted", nil, true, "the PXE server is gone: PXE server pod pxec-abc/pxe-server was deleted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := fake.NewSimpleClientset()
+			if tc.pod != nil {
+				if _, err := kube.CoreV1().Pods("pxec-abc").Create(t.Context(), tc.pod, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kube.PrependProxyReactor("pods", func(k8stesting.Action) (bool, rest.ResponseWrapper, error) {
+				return true, unreachable{}, nil
+			})
+			s := &Server{kube: kube, Namespace: "pxec-abc", Name: "pxe-server"}
+			_, err := s.Events(t.Context(), "de:00:00:00:00:de")
+			if errors.Is(err, pxe.ErrServerGone) != tc.gone || err == nil || !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("Events = %v; want gone=%v, saying %q", err, tc.gone, tc.wantText)
+			}
+		})
+	}
+}
+
+func serverPod(phase corev1.PodPhase, state corev1.ContainerState) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pxe-server", Namespace: "pxec-abc"},
+		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: containerName, State: state}}}}
 }

@@ -28,7 +28,8 @@ import (
 // Server is the PXE server a guest boots from, as far as the procedure reads it
 // (framework/pxepod's Server is one).
 type Server interface {
-	// Events returns the server's events for mac.
+	// Events returns the server's events for mac; see procedure.Target's Events for a server
+	// that is gone.
 	Events(ctx context.Context, mac string) ([]pxe.Event, error)
 }
 

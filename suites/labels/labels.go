@@ -19,8 +19,9 @@ const (
 	Isolation = "isolation"
 	// Slow marks specs that boot more than once or wait long, for runs that want to skip them.
 	Slow = "slow"
-	// Fault marks specs that inject a fault (on the nodes or the PXE server) and check that the
-	// suite names it; they need faultInjection and are not part of a certification run.
+	// Fault marks specs that inject a fault (on the nodes, the PXE server or the guest) and check
+	// that the suite names it, or that the boot survives it (a guest reboot); those that change
+	// the nodes need faultInjection. They are not part of a certification run.
 	Fault = "fault"
 	// Certification marks the specs a vendor runs against an existing cluster
 	// (`make certify`): they create nothing outside their own namespaces.

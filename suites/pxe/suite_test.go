@@ -127,6 +127,7 @@ func newSpec(ctx context.Context) *e2e.Spec {
 		AddReportEntry(results.TimingsEntry, s.Timings.Marks())
 		if r.Failed() {
 			dir := artifactDir(r)
+			GinkgoWriter.Printf("collecting the failed spec's artifacts into %s\n", dir)
 			if err := s.CollectArtifacts(ctx, dir); err != nil {
 				GinkgoWriter.Printf("some artifacts missing from %s: %v\n", dir, err)
 			}

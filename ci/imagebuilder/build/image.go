@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -95,8 +96,23 @@ func UpToDate(ctx context.Context, image, inputs string) bool {
 // ImportDir turns a root filesystem directory into a local image with the given Dockerfile
 // instructions (ENTRYPOINT, ENV, ...) applied, labelled with the input hash. docker import
 // cannot set every instruction (STOPSIGNAL), so the import is followed by a one-line build.
-func ImportDir(ctx context.Context, log io.Writer, dir, image, inputs string, instructions []string) error {
+//
+// The intermediate image (<image>-rootfs) is removed also when the build fails or is
+// interrupted, and one an earlier interrupted build left is removed first: an import that
+// Ctrl-C ended can still complete in the engine after the CLI exits.
+func ImportDir(ctx context.Context, log io.Writer, dir, image, inputs string, instructions []string) (err error) {
 	base := image + "-rootfs"
+	removeBase := func() error {
+		out, err := exec.Command("docker", "image", "rm", "--force", base).CombinedOutput()
+		if err != nil && !strings.Contains(string(out), "No such image") {
+			return &command.Error{Command: "docker image rm --force " + base, Err: err, Output: string(out)}
+		}
+		return nil
+	}
+	if err := removeBase(); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, removeBase()) }()
 	tar := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "-C", dir, "-cf", "-", ".")
 	imp := exec.CommandContext(ctx, "docker", "import", "-", base)
 	pipe, err := tar.StdoutPipe()
@@ -116,10 +132,7 @@ func ImportDir(ctx context.Context, log io.Writer, dir, image, inputs string, in
 		return &command.Error{Command: command.LineOf(tar) + " | " + command.LineOf(imp), Err: err}
 	}
 	dockerfile := "FROM " + base + "\n" + strings.Join(instructions, "\n") + "\n"
-	if err := BuildDockerfile(ctx, log, dockerfile, "", image, inputs); err != nil {
-		return err
-	}
-	return Run(ctx, log, exec.CommandContext(ctx, "docker", "rmi", base))
+	return BuildDockerfile(ctx, log, dockerfile, "", image, inputs)
 }
 
 // BuildDockerfile builds image from the given Dockerfile text with contextDir as its context

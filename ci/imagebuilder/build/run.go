@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -70,9 +71,29 @@ func Output(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// startAndWait runs cmd and, when ctx ends first, sends SIGTERM and then SIGKILL after 10 s, so
-// builds interrupted with Ctrl-C stop their children instead of leaving them behind.
+// startAndWait runs cmd and, when ctx ends first, sends SIGINT and then SIGKILL after 10 s, so
+// builds interrupted with Ctrl-C stop their children, and let them clean up (a `go build`
+// killed at once leaves its work folder behind), instead of leaving them behind.
+//
+// A go command gets a GOTMPDIR of its own, removed when it ends: `go build` ended by Ctrl-C
+// leaves its work folder (the half-linked binary) behind (seen with make interrupt).
 func startAndWait(ctx context.Context, cmd *exec.Cmd) error {
+	if filepath.Base(cmd.Path) == "go" {
+		tmp, err := os.MkdirTemp("", "pxec-go-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, "GOTMPDIR="+tmp)
+	}
+	if cmd.Cancel != nil {
+		// Made with exec.CommandContext, whose default would kill it at once when ctx ends.
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 10 * time.Second
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}

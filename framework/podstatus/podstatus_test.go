@@ -1,0 +1,79 @@
+package podstatus
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/pxe-conformance/pxe-conformance/framework/multus"
+)
+
+func pod(phase corev1.PodPhase, state corev1.ContainerState, annotations map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "pxe-server", Namespace: "pxec-a", UID: "u1", Annotations: annotations},
+		Status:     corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: "pxe-server", State: state}}},
+	}
+}
+
+var (
+	creating = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+	running  = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	asks     = map[string]string{multus.NetworksAnnotation: `[{"name":"pxe-server-net","interface":"net1"}]`}
+)
+
+// TestNetworkBlockedNamesMultusWhenAStartedPodLacksItsAttachment: with Multus stopped, a pod
+// comes up on the node's default network alone; the wait must say so, naming Multus and its
+// DaemonSet's state, instead of letting the server fail on a missing interface.
+func TestNetworkBlockedNamesMultusWhenAStartedPodLacksItsAttachment(t *testing.T) {
+	kube := fake.NewSimpleClientset(&appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "pxec-multus", Namespace: "kube-system"},
+		Status:     appsv1.DaemonSetStatus{DesiredNumberScheduled: 0, NumberReady: 0}})
+	got := NetworkBlocked(context.Background(), kube, pod(corev1.PodRunning, running, asks))
+	want := "it runs without its network attachment pxec-a/pxe-server-net (interface net1): Multus did not set up the pod's networks; " +
+		"Multus DaemonSet kube-system/pxec-multus 0 of 0 pods ready"
+	if got != want {
+		t.Errorf("NetworkBlocked =\n %q, want\n %q", got, want)
+	}
+
+	made := map[string]string{multus.NetworksAnnotation: asks[multus.NetworksAnnotation],
+		multus.NetworkStatusAnnotation: `[{"name":"pxec-a/pxe-server-net","interface":"net1"}]`}
+	if got := NetworkBlocked(context.Background(), kube, pod(corev1.PodRunning, running, made)); got != "" {
+		t.Errorf("a pod with its attachment: %q, want nothing", got)
+	}
+	if got := NetworkBlocked(context.Background(), kube, pod(corev1.PodPending, creating, asks)); got != "" {
+		t.Errorf("a pod whose sandbox is being set up: %q, want nothing yet", got)
+	}
+}
+
+func TestNetworkBlockedQuotesThePodsOwnSandboxEvent(t *testing.T) {
+	kube := fake.NewSimpleClientset(
+		&corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "pxec-a"}, Reason: "FailedCreatePodSandBox",
+			Message: "an earlier pod of that name", InvolvedObject: corev1.ObjectReference{Name: "pxe-server", UID: "u0"}},
+		&corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "now", Namespace: "pxec-a"}, Reason: "FailedCreatePodSandBox",
+			Message: `plugin type="multus" failed (add): failed to find plugin "bridge"`, InvolvedObject: corev1.ObjectReference{Name: "pxe-server", UID: "u1"}})
+	got := NetworkBlocked(context.Background(), kube, pod(corev1.PodPending, creating, asks))
+	if !strings.HasPrefix(got, "its network could not be set up: ") || !strings.Contains(got, `"bridge"`) || strings.Contains(got, "earlier") {
+		t.Errorf("NetworkBlocked = %q, want this pod's sandbox event quoted", got)
+	}
+}
+
+func TestTerminatedSaysWhyAContainerStoppedOrCannotStart(t *testing.T) {
+	for _, tc := range []struct {
+		p    *corev1.Pod
+		want string
+	}{
+		{pod(corev1.PodFailed, running, nil), "phase Failed"},
+		{pod(corev1.PodRunning, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}, nil), "container pxe-server exited 3 (Error)"},
+		{pod(corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "back-off"}}, nil), "ImagePullBackOff: back-off"},
+		{pod(corev1.PodPending, creating, nil), ""},
+	} {
+		if got := Terminated(tc.p); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("Terminated = %q, want %q", got, tc.want)
+		}
+	}
+}
