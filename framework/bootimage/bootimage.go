@@ -399,7 +399,7 @@ func (p *Payload) Seed(cacheDir string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return fmt.Errorf("seed cache %s: %w", cacheDir, err)
 	}
-	// The manifest goes last: loadPayload takes a directory whose outputs it lists for whole.
+	// The manifest goes last: loadPayload takes a directory with a manifest for complete.
 	var names []string
 	for _, o := range p.Manifest.Outputs {
 		names = append(names, o.Name)

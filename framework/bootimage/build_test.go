@@ -436,7 +436,7 @@ func TestBuildWithoutAptTakesASeededPayload(t *testing.T) {
 		}
 	}
 
-	other := append(DefaultModules()[:len(DefaultModules()):len(DefaultModules())], "e1000")
+	other := append(DefaultModules(), "e1000")
 	for name, cfg := range map[string]Config{
 		"an empty cache": {CacheDir: t.TempDir()},
 		"other modules":  {CacheDir: seeded, Modules: other},
