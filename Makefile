@@ -12,6 +12,8 @@
 # make interrupt Ctrl-C at each phase of make e2e, then a look for anything left behind
 # make bench-e2e the suite's speed on the running lab cluster (medians of RUNS runs)
 # make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
+# make sonobuoy-image           the Sonobuoy plugin's image and Sonobuoy's own, built offline
+# make test-sonobuoy KUBECONFIG=...   the plugin's Job, then Sonobuoy itself, on the lab cluster
 
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
@@ -27,7 +29,7 @@ BENCH_PACKAGES := dnsmasq-base
 REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
+.PHONY: sonobuoy-image test-sonobuoy interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -103,6 +105,19 @@ cluster-down:
 
 images: cluster-deps
 	$(GO) run ./ci/imagebuilder
+
+# The Sonobuoy plugin's image (pxec.local/pxe-conformance-sonobuoy:dev: the compiled suite, its
+# entrypoint, the guest payload) and Sonobuoy v0.57.3's (pxec.local/sonobuoy:v0.57.3, built from
+# its own module, which is also its CLI).
+sonobuoy-image: cluster-deps
+	$(GO) run ./ci/imagebuilder sonobuoy
+
+# The plugin on the lab cluster of $(KUBECONFIG) (make cluster): its Job with a stand-in worker,
+# then `sonobuoy run`; each runs the certification specs. SONOBUOY_TESTS picks one by name.
+SONOBUOY_TESTS ?= .
+test-sonobuoy: sonobuoy-image
+	@if [ -z "$(KUBECONFIG)" ]; then echo "test-sonobuoy: set KUBECONFIG to the lab cluster's"; exit 2; fi
+	KUBECONFIG="$(KUBECONFIG)" $(GO) test -tags cluster -p 1 -count=1 -v -timeout 240m -run '$(SONOBUOY_TESTS)' ./ci/sonobuoy
 
 clean-lab:
 	$(GO) run ./ci/lab --sweep

@@ -23,15 +23,18 @@ import (
 type target struct {
 	name  string
 	build func(context.Context, build.Options) ([]string, error)
+	// onRequest targets are built only when named: the lab cluster does not run them.
+	onRequest bool
 }
 
-// targets in the order they are built when none is named: the node first, since a cluster
-// needs it before anything else can run.
+// targets in build order: the node first, since a cluster needs it before anything else can
+// run. Those not onRequest are built when none is named.
 func targets() []target {
 	return []target{
-		{"node", node.Build},
-		{"kubevirt", kubevirt.Build},
-		{"network", network.Build},
+		{name: "node", build: node.Build},
+		{name: "kubevirt", build: kubevirt.Build},
+		{name: "network", build: network.Build},
+		{name: "sonobuoy", build: network.BuildSonobuoy, onRequest: true},
 	}
 }
 
@@ -45,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	force := flags.Bool("force", false, "rebuild images even when their inputs did not change")
 	cache := flags.String("cache", build.CacheDir(), "cache directory for downloads, root filesystems, build trees and logs")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: go run ./ci/imagebuilder [--force] [--cache DIR] [target...]\ntargets: node, kubevirt, network (default: all)\n")
+		fmt.Fprintf(stderr, "usage: go run ./ci/imagebuilder [--force] [--cache DIR] [target...]\ntargets: node, kubevirt, network (the default: all three), sonobuoy\n")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -93,11 +96,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// selectTargets returns the named targets in build order, all of them when none is named.
+// selectTargets returns the named targets in build order, all but the onRequest ones when
+// none is named.
 func selectTargets(names []string) ([]target, error) {
 	all := targets()
 	if len(names) == 0 {
-		return all, nil
+		var out []target
+		for _, t := range all {
+			if !t.onRequest {
+				out = append(out, t)
+			}
+		}
+		return out, nil
 	}
 	want := map[string]bool{}
 	for _, n := range names {

@@ -13,6 +13,7 @@ func TestSelectTargetsKeepsBuildOrder(t *testing.T) {
 		{nil, []string{"node", "kubevirt", "network"}},
 		{[]string{"network", "node"}, []string{"node", "network"}},
 		{[]string{"kubevirt", "kubevirt"}, []string{"kubevirt"}},
+		{[]string{"sonobuoy", "network"}, []string{"network", "sonobuoy"}},
 	}
 	for _, tc := range cases {
 		got, err := selectTargets(tc.args)

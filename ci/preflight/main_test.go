@@ -18,6 +18,7 @@ func TestBadSettingsExitTwoNamingKeyAndValue(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", "")
 	t.Setenv("PXEC_KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a pod, whatever runs the test
 	t.Setenv("ARTIFACTS", t.TempDir())
 	tests := []struct {
 		name string
@@ -25,7 +26,7 @@ func TestBadSettingsExitTwoNamingKeyAndValue(t *testing.T) {
 		want string
 	}{
 		{"a bad value", []string{"--pxec.kubeconfig=" + kubeconfig, "--pxec.mac=de:00"}, `mac "de:00": not a MAC address`},
-		{"no cluster", nil, "no cluster: set kubeconfig"},
+		{"no cluster", nil, "no cluster: no kubeconfig (--pxec.kubeconfig, PXEC_KUBECONFIG and KUBECONFIG are unset), and no in-cluster service account (not running in a pod: KUBERNETES_SERVICE_HOST"},
 		{"an unknown flag", []string{"--pxec.bridges=br1"}, "flag provided but not defined: -pxec.bridges"},
 		{"a stray argument", []string{"--pxec.kubeconfig=" + kubeconfig, "now"}, `unexpected arguments ["now"]`},
 	}

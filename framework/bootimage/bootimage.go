@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -272,11 +273,12 @@ func guestInputs() ([]guest.File, []string, string, error) {
 	return files, applets, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// key hashes every input of a payload.
-func (b *builder) key(p plan, guestDigest string) string {
+// key hashes every input of a payload: its packages sorted by name (plan.all), the modules
+// and the guest files.
+func (b *builder) key(pkgs []Package, guestDigest string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\nkernel-metapackage %s\n", formatVersion, b.kernel)
-	for _, pkg := range p.all() {
+	for _, pkg := range pkgs {
 		fmt.Fprintf(h, "package %s %s %s %s\n", pkg.Name, pkg.Version, pkg.Architecture, pkg.SHA256)
 	}
 	for _, m := range b.modules {
@@ -287,15 +289,18 @@ func (b *builder) key(p plan, guestDigest string) string {
 }
 
 func (b *builder) build(ctx context.Context) (*Payload, error) {
-	p, err := b.resolve(ctx)
-	if err != nil {
-		return nil, err
-	}
 	files, applets, guestDigest, err := guestInputs()
 	if err != nil {
 		return nil, err
 	}
-	key := b.key(p, guestDigest)
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return b.cached(guestDigest, err)
+	}
+	p, err := b.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := b.key(p.all(), guestDigest)
 	dir := filepath.Join(b.payloadsDir(), key)
 	if pl, err := loadPayload(dir); err == nil {
 		return pl, nil
@@ -352,6 +357,64 @@ func (b *builder) build(ctx context.Context) (*Payload, error) {
 		return nil, fmt.Errorf("publish payload %s: %w", dir, err)
 	}
 	return loadPayload(dir)
+}
+
+// cached finds a finished payload in the cache without apt (a container image that carries
+// one, see Payload.Seed): one whose manifest's packages, with this builder's kernel
+// metapackage, modules and guestDigest, hash to the key it is filed under, so that it was
+// built from these very guest files and modules. Of several (built from different package
+// versions) the newest wins. noApt is why apt could not be asked.
+func (b *builder) cached(guestDigest string, noApt error) (*Payload, error) {
+	entries, err := os.ReadDir(b.payloadsDir())
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read cached payloads: %w", err)
+	}
+	var found *Payload
+	var newest time.Time
+	for _, e := range entries {
+		dir := filepath.Join(b.payloadsDir(), e.Name())
+		p, err := loadPayload(dir)
+		if err != nil || p.Manifest.Key != e.Name() || b.key(p.Manifest.Packages, guestDigest) != e.Name() {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, ManifestFile)); err == nil && (found == nil || fi.ModTime().After(newest)) {
+			found, newest = p, fi.ModTime()
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("apt is not available here (%v), and the cache %s holds no payload built from these guest files and modules: build one where apt works and seed the cache with it", noApt, b.cache)
+	}
+	return found, nil
+}
+
+// Seed copies the payload into the cache directory cacheDir (a Config.CacheDir), where Build
+// finds it even on a machine without apt: the plugin image carries the payload this way, since
+// a suite running in a pod cannot download Debian packages.
+func (p *Payload) Seed(cacheDir string) error {
+	b, err := newBuilder(Config{CacheDir: cacheDir})
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(b.payloadsDir(), p.Manifest.Key)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("seed cache %s: %w", cacheDir, err)
+	}
+	// The manifest goes last: loadPayload takes a directory with a manifest for complete.
+	var names []string
+	for _, o := range p.Manifest.Outputs {
+		names = append(names, o.Name)
+	}
+	names = append(names, ManifestFile)
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join(p.Dir, n))
+		if err != nil {
+			return fmt.Errorf("seed cache %s: %w", cacheDir, err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, n), data, 0o644); err != nil {
+			return fmt.Errorf("seed cache %s: %w", cacheDir, err)
+		}
+	}
+	return nil
 }
 
 // loadPayload reads a finished payload directory and checks that every output

@@ -412,3 +412,46 @@ func TestBuildReplacesABrokenPayload(t *testing.T) {
 		t.Errorf("payload not rebuilt in place: %v (dir %s, was %s, sum %s)", err, second.Dir, first.Dir, sum)
 	}
 }
+
+// TestBuildWithoutAptTakesASeededPayload: in a container image there is no apt; Build finds
+// the payload seeded into its cache, and only one built from the same modules and guest files.
+func TestBuildWithoutAptTakesASeededPayload(t *testing.T) {
+	built := buildPayload(t)
+	seeded := t.TempDir()
+	if err := built.Seed(seeded); err != nil {
+		t.Fatalf("Seed: %v", err)
+	}
+	t.Setenv("PATH", t.TempDir()) // no apt-get, apt-cache or apt-config from here on
+
+	p, err := Build(testContext(t), Config{CacheDir: seeded})
+	if err != nil {
+		t.Fatalf("Build without apt from a seeded cache: %v", err)
+	}
+	if !strings.HasPrefix(p.Dir, seeded) || p.Manifest.Key != built.Manifest.Key {
+		t.Errorf("Build gave %s (key %s), want the seeded copy of %s under %s", p.Dir, p.Manifest.Key, built.Manifest.Key, seeded)
+	}
+	for _, f := range []string{p.Kernel, p.Initrd, p.Undionly, p.IPXEEFI} {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+
+	other := append(DefaultModules(), "e1000")
+	for name, cfg := range map[string]Config{
+		"an empty cache": {CacheDir: t.TempDir()},
+		"other modules":  {CacheDir: seeded, Modules: other},
+		"another kernel": {CacheDir: seeded, KernelPackage: "linux-image-cloud-amd64"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := Build(testContext(t), cfg)
+			if err == nil {
+				t.Fatalf("Build without apt took %s, built from other inputs", p.Dir)
+			}
+			for _, want := range []string{"apt is not available here", "apt-get", cfg.CacheDir} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}

@@ -12,6 +12,9 @@
 // same bytes. Payloads are cached under a hash of the package versions, the
 // module list and the guest files; concurrent Builds, from one process or
 // several, serialise on a lock file in the cache and publish with a rename.
+// On a machine without apt (the suite in a container image), Build takes a
+// payload already in the cache that was built from the same guest files and
+// modules; Payload.Seed puts one there.
 //
 // ParseReady reads the line the guest prints once sshd listens; its format
 // is the suite's contract between guest, PXE server and specs. The guest's

@@ -36,10 +36,13 @@ import (
 type Env struct {
 	// Config is the run's configuration, timeouts already scaled for emulation.
 	Config settings.Config
-	REST   *rest.Config
-	Kube   kubernetes.Interface
-	Virt   kubecli.KubevirtClient
-	NADs   nadclient.Interface
+	// Cluster says which cluster the run reached, for messages: the kubeconfig's path, or
+	// "in-cluster as <service account>".
+	Cluster string
+	REST    *rest.Config
+	Kube    kubernetes.Interface
+	Virt    kubecli.KubevirtClient
+	NADs    nadclient.Interface
 	// Nodes are the schedulable nodes' names.
 	Nodes []string
 	// Node runs read-only commands on nodes: a short-lived host-network pod in a namespace of
@@ -128,13 +131,17 @@ func Setup(ctx context.Context, cfg settings.Config, log io.Writer) (env *Env, e
 }
 
 // Resolve is cfg as a run uses it: the kubeconfig from KUBECONFIG when cfg names none, and
-// validated. Its error is always the configuration's (a command exits 2 on it).
+// validated. With no kubeconfig at all, the run must be inside a pod with a service account
+// token (cluster.InClusterConfig): the in-cluster run of the Sonobuoy plugin. Its error is always
+// the configuration's (a command exits 2 on it) and names both ways it tried.
 func Resolve(cfg settings.Config) (settings.Config, error) {
 	if cfg.Kubeconfig == "" {
 		cfg.Kubeconfig = os.Getenv("KUBECONFIG")
 	}
 	if cfg.Kubeconfig == "" {
-		return cfg, errors.New("preflight: no cluster: set kubeconfig (--pxec.kubeconfig, PXEC_KUBECONFIG or KUBECONFIG), or run `make e2e`, which creates a kind cluster")
+		if _, err := cluster.InClusterConfig(); err != nil {
+			return cfg, fmt.Errorf("preflight: no cluster: no kubeconfig (--pxec.kubeconfig, PXEC_KUBECONFIG and KUBECONFIG are unset), and no in-cluster service account (%v); set a kubeconfig, run the suite in a pod, or run `make e2e`, which creates a kind cluster", err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("preflight: %w", err)
@@ -152,11 +159,19 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 	if cfg, err = Resolve(cfg); err != nil {
 		return nil, report, err
 	}
-	c, err := cluster.Existing(ctx, cfg.Kubeconfig)
+	var c *cluster.Cluster
+	if cfg.Kubeconfig != "" {
+		c, err = cluster.Existing(ctx, cfg.Kubeconfig)
+	} else {
+		c, err = cluster.InCluster(ctx)
+	}
 	if err != nil {
 		return nil, report, fmt.Errorf("preflight: %w", err)
 	}
-	e := &Env{Config: cfg, REST: c.REST}
+	e := &Env{Config: cfg, REST: c.REST, Cluster: cfg.Kubeconfig}
+	if e.Cluster == "" {
+		e.Cluster = "in-cluster as " + c.Name
+	}
 	defer func() {
 		if err != nil {
 			e.Close(context.WithoutCancel(ctx))
@@ -179,7 +194,7 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 
 	nodes, err := e.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, report, fmt.Errorf("preflight: list nodes of %s: %w", cfg.Kubeconfig, err)
+		return nil, report, fmt.Errorf("preflight: list nodes of %s: %w", e.Cluster, err)
 	}
 	for _, n := range nodes.Items {
 		if !n.Spec.Unschedulable && nodeReady(n) {
@@ -187,7 +202,7 @@ func Preflight(ctx context.Context, cfg settings.Config) (env *Env, report prefl
 		}
 	}
 	if len(e.Nodes) == 0 {
-		return nil, report, fmt.Errorf("preflight: cluster %s has no Ready, schedulable node", cfg.Kubeconfig)
+		return nil, report, fmt.Errorf("preflight: cluster %s has no Ready, schedulable node", e.Cluster)
 	}
 
 	// Node probes: pods on the nodes' host network, in a namespace of our own, from the PXE

@@ -32,7 +32,8 @@ type Config struct {
 	Namespace string `json:"namespace"`
 	// Firmware lists the firmware the PXE specs run with, each once.
 	Firmware []firmware.Firmware `json:"firmware"`
-	// Kubeconfig selects an existing cluster; empty means the suite creates a kind cluster.
+	// Kubeconfig selects an existing cluster; empty means $KUBECONFIG, and without that the
+	// cluster the suite runs in as a pod, with its service account (the Sonobuoy plugin).
 	Kubeconfig string `json:"kubeconfig"`
 	// KeepOnFailure leaves a failed spec's namespace and objects in place for debugging.
 	KeepOnFailure bool `json:"keepOnFailure"`

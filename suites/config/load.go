@@ -106,7 +106,7 @@ func allSettings() []setting {
 				}
 				return nil
 			}},
-		str("kubeconfig", "kubeconfig of an existing cluster; empty creates a kind cluster", func(c *settings.Config) *string { return &c.Kubeconfig }),
+		str("kubeconfig", "kubeconfig of the cluster; empty means $KUBECONFIG, else the cluster this pod runs in (its service account)", func(c *settings.Config) *string { return &c.Kubeconfig }),
 		boolean("keepOnFailure", "keep a failed spec's namespace and objects", func(c *settings.Config) *bool { return &c.KeepOnFailure }),
 		boolean("faultInjection", "let the fault specs change nodes (only on a cluster the run owns)", func(c *settings.Config) *bool { return &c.FaultInjection }),
 		boolean("skip.isolation", "skip the isolation spec and the isolation bridge's preflight check", func(c *settings.Config) *bool { return &c.Skip.Isolation }),

@@ -74,7 +74,7 @@ func setUp(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred())
 	suite, _ := GinkgoConfiguration()
 	Expect(env.SetLane(GinkgoParallelProcess(), suite.ParallelTotal)).To(Succeed())
-	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", cfg.Kubeconfig, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
+	By(fmt.Sprintf("cluster %s: nodes %v, KubeVirt %s, emulation %v, bridge %q", env.Cluster, env.Nodes, env.KubeVirtVersion, env.Emulation, env.Config.Bridge))
 }
 
 // After every spec has cleaned up: the spec namespaces whose deletion the specs started are

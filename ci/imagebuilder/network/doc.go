@@ -11,6 +11,15 @@
 //     Debian's iPXE boot files in /usr/lib/ipxe. The guest payload is not in the image: it is
 //     made per run and handed to the pod at run time.
 //
+// BuildSonobuoy (the builder's sonobuoy target, built only when named) makes the Sonobuoy
+// plugin's images on the same recipe:
+//
+//   - pxec.local/pxe-conformance-sonobuoy:dev: the compiled suite (go test -c -tags e2e
+//     ./suites/pxe), its entrypoint (fixtures/sonobuoy/entrypoint) and the guest payload seeded
+//     into PXEC_CACHE, where bootimage.Build finds it without apt;
+//   - pxec.local/sonobuoy:v0.57.3: Sonobuoy's one binary, at /sonobuoy, built from its own
+//     module as its go.mod pins it (k8s.io v0.27, where ours is v0.34).
+//
 // Binaries are static (CGO_ENABLED=0) and every image is a root directory imported with
 // docker import, labelled with the hash of its inputs; a rebuild happens only when a version,
 // a source file of ours, a Debian package or the Go toolchain changed.

@@ -105,9 +105,21 @@ func (b *builder) goBuildLocal(ctx context.Context, pkg, out string) error {
 // version of every other module it imports. Test files and unrelated go.mod changes do not
 // count, so they cause no rebuild.
 func (b *builder) localHash(ctx context.Context, pkg string) (string, error) {
+	return b.sourceHash(ctx, pkg)
+}
+
+// testHash is localHash for the test binary of pkg built with tags (go test -c -tags): go
+// list -test adds pkg's test variant, whose files include its tests.
+func (b *builder) testHash(ctx context.Context, pkg, tags string) (string, error) {
+	return b.sourceHash(ctx, pkg, "-test", "-tags", tags)
+}
+
+// sourceHash is localHash with more go list flags.
+func (b *builder) sourceHash(ctx context.Context, pkg string, listFlags ...string) (string, error) {
 	const format = `{{with .Module}}{{if .Main}}src {{$.Dir}}{{range $.GoFiles}} {{.}}{{end}}{{range $.EmbedFiles}} {{.}}{{end}}` +
 		`{{else}}mod {{.Path}}@{{.Version}}{{with .Replace}}=>{{.Path}}@{{.Version}}{{end}}{{end}}{{end}}`
-	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", format, pkg)
+	args := append(append([]string{"list", "-deps"}, listFlags...), "-f", format, pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = b.repo
 	cmd.Env = goEnv()
 	out, err := build.Output(ctx, cmd)
@@ -131,6 +143,9 @@ func (b *builder) localHash(ctx context.Context, pkg string) (string, error) {
 		dir := fields[1]
 		rel, _ := filepath.Rel(b.repo, dir)
 		for _, f := range fields[2:] {
+			if filepath.IsAbs(f) {
+				continue // a test binary's generated main, made from the files hashed here
+			}
 			data, err := os.ReadFile(filepath.Join(dir, f))
 			if err != nil {
 				return "", err

@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -50,22 +49,18 @@ func pxeServerImage(o build.Options) string  { return o.Image("pxe-server", PXES
 // Build makes the Multus, CNI plugins and PXE server images, each only when its inputs
 // changed, and returns their names.
 func Build(ctx context.Context, o build.Options) ([]string, error) {
-	if o.Progress == nil {
-		o.Progress = build.NewProgress(io.Discard, 0)
-	}
-	if o.Cache == "" {
-		o.Cache = build.CacheDir()
-	}
-	root, err := repoRoot()
+	b, err := newBuilder(o)
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{o: o, repo: root, work: filepath.Join(o.Cache, "network")}
-	if err := os.MkdirAll(b.work, 0o755); err != nil {
-		return nil, err
-	}
+	return b.images(ctx, b.multus, b.cniPlugins, b.pxeServer)
+}
+
+// images runs each image step in turn and returns the names of the images made, up to the
+// first step that failed.
+func (b *builder) images(ctx context.Context, steps ...func(context.Context) (string, error)) ([]string, error) {
 	var images []string
-	for _, step := range []func(context.Context) (string, error){b.multus, b.cniPlugins, b.pxeServer} {
+	for _, step := range steps {
 		img, err := step(ctx)
 		if err != nil {
 			return images, err
