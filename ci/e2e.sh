@@ -27,18 +27,25 @@ kubeconfig="$cache/kind-$name.kubeconfig"
 say() { printf 'e2e: %s\n' "$*" >&2; }
 
 ours=false
+nodocker=""
+# cleanup runs on every exit, Ctrl-C included: the refusing docker's folder goes, and the
+# cluster too when this run created it.
+cleanup() {
+  status=$?
+  if [ -n "$nodocker" ]; then rm -rf "$nodocker"; fi
+  if $ours; then
+    say "removing the cluster this run created"
+    "$GO" run ./ci/cluster down --name "$name" || status=1
+  fi
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 if docker ps -a --format '{{.Names}}' | grep -qx "$name-control-plane" && [ -s "$kubeconfig" ]; then
   say "using the running kind cluster $name ($kubeconfig); it stays up afterwards"
 else
   ours=true
-  down() {
-    status=$?
-    say "removing the cluster this run created"
-    "$GO" run ./ci/cluster down --name "$name" || status=1
-    exit $status
-  }
-  trap down EXIT
-  trap 'exit 130' INT TERM
   "$GO" run ./ci/cluster up --name "$name"
 fi
 
@@ -46,8 +53,5 @@ mkdir -p "${ARTIFACTS:-$here/_artifacts}"
 nodocker=$(mktemp -d)
 printf '#!/bin/sh\necho "docker: not for the suite: it reaches nodes through the Kubernetes API, as on a vendor cluster" >&2\nexit 1\n' >"$nodocker/docker"
 chmod +x "$nodocker/docker"
-status=0
 PATH="$nodocker:$PATH" make --no-print-directory certify KUBECONFIG="$kubeconfig" LABELS="${E2E_LABELS-!slow}" \
-  GINKGO_ARGS="--procs=${E2E_PROCS:-2} ${GINKGO_ARGS:-}" SUITE_ARGS="--pxec.faultInjection=true ${SUITE_ARGS:-}" || status=$?
-rm -rf "$nodocker"
-exit "$status"
+  GINKGO_ARGS="--procs=${E2E_PROCS:-2} ${GINKGO_ARGS:-}" SUITE_ARGS="--pxec.faultInjection=true ${SUITE_ARGS:-}"

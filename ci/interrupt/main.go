@@ -40,7 +40,8 @@ import (
 // phase is one place in a run of make e2e to interrupt.
 type phase struct {
 	name string
-	// at is the output line at which the run is interrupted, after delay.
+	// at matches the output line at which the run is interrupted, after delay (Ginkgo colours
+	// its STEP lines: match the step's words).
 	at    *regexp.Regexp
 	delay time.Duration
 	// onLab runs the phase on the running lab cluster; otherwise make e2e creates its own.
@@ -60,7 +61,7 @@ func phases() []phase {
 			rebuilds: pxeServerImage, prepare: setAside(pxeServerImage)},
 		{name: "kind create", at: regexp.MustCompile(`^==> create kind cluster`), delay: 10 * time.Second},
 		{name: "kubevirt install", at: regexp.MustCompile(`^kubevirt: created Deployment kubevirt/virt-operator`), delay: 3 * time.Second},
-		{name: "spec booting", at: regexp.MustCompile(`STEP: Watch the boot: iPXE opens the bridge interface`), delay: 5 * time.Second,
+		{name: "spec booting", at: regexp.MustCompile(`Watch the boot: iPXE opens the bridge interface`), delay: 5 * time.Second,
 			onLab: true, env: []string{"E2E_PROCS=1", "E2E_LABELS=certification && bios && !negative"}},
 		{name: "artifacts", at: regexp.MustCompile(`collecting the failed spec's artifacts`), delay: 0,
 			onLab: true, env: []string{"E2E_PROCS=1", "E2E_LABELS=certification && bios && !negative",
