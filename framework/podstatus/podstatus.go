@@ -3,6 +3,7 @@ package podstatus
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,10 +36,11 @@ var cannotStart = map[string]bool{
 }
 
 // NetworkBlocked says why the pod's networks are not, and will not be, as it asked: while it is
-// Pending, the FailedCreatePodSandBox event of a sandbox whose network a CNI plugin could not set
-// up (the kubelet retries it, in vain: a plugin missing on the node, Multus failing); once a
-// container has started, the attachments Multus did not make (Multus stopped: the node's
-// default network alone set the pod up). "" when neither.
+// Pending, a sandbox whose network a CNI plugin failed to set up again after the kubelet retried
+// it (a plugin missing on the node, Multus failing: the FailedCreatePodSandBox event quoted; a
+// failure the retry cures, such as the API server too slow to answer a plugin once, is no
+// verdict); once a container has started, the attachments Multus did not make (Multus stopped:
+// the node's default network alone set the pod up). "" when neither.
 func NetworkBlocked(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
 	if p.Status.Phase == corev1.PodPending && !started(p) {
 		if ev := sandboxFailure(ctx, kube, p); ev != "" {
@@ -70,18 +72,45 @@ func started(p *corev1.Pod) bool {
 	return false
 }
 
-// sandboxFailure returns the message of a FailedCreatePodSandBox event of p (this pod, not an
-// earlier one of the same name), or "".
+// sandboxFailure returns the message of the latest FailedCreatePodSandBox event of p (this
+// pod, not an earlier one of the same name) once there have been at least two, the kubelet's
+// retry included; "" before that.
 func sandboxFailure(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
 	events, err := kube.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.Set{"involvedObject.name": p.Name, "reason": "FailedCreatePodSandBox"}.String()})
 	if err != nil {
 		return ""
 	}
-	for _, e := range events.Items {
-		if e.InvolvedObject.UID == p.UID && e.Reason == "FailedCreatePodSandBox" {
-			return e.Message
+	var failures int32
+	var latest *corev1.Event
+	for i := range events.Items {
+		e := &events.Items[i]
+		if e.InvolvedObject.UID != p.UID || e.Reason != "FailedCreatePodSandBox" {
+			continue
+		}
+		failures += max(e.Count, 1)
+		if e.Series != nil {
+			failures = max(failures, e.Series.Count)
+		}
+		if latest == nil || lastSeen(e).After(lastSeen(latest)) {
+			latest = e
 		}
 	}
-	return ""
+	if failures < 2 {
+		return ""
+	}
+	return latest.Message
+}
+
+// lastSeen is when an event last happened, whichever of its fields the recorder set.
+func lastSeen(e *corev1.Event) time.Time {
+	switch {
+	case e.Series != nil:
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
 }
