@@ -3,6 +3,7 @@ package podstatus
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,11 +37,10 @@ var cannotStart = map[string]bool{
 }
 
 // NetworkBlocked says why the pod's networks are not, and will not be, as it asked: while it is
-// Pending, a sandbox whose network a CNI plugin failed to set up again after the kubelet retried
-// it (a plugin missing on the node, Multus failing: the FailedCreatePodSandBox event quoted; a
-// failure the retry cures, such as the API server too slow to answer a plugin once, is no
-// verdict); once a container has started, the attachments Multus did not make (Multus stopped:
-// the node's default network alone set the pod up). "" when neither.
+// Pending, a sandbox whose network a CNI plugin could not set up (a plugin missing on the node,
+// Multus failing: the FailedCreatePodSandBox event quoted; the kubelet retries it, minutes later
+// and in vain); once a container has started, the attachments Multus did not make (Multus
+// stopped: the node's default network alone set the pod up). "" when neither.
 func NetworkBlocked(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
 	if p.Status.Phase == corev1.PodPending && !started(p) {
 		if ev := sandboxFailure(ctx, kube, p); ev != "" {
@@ -72,35 +72,35 @@ func started(p *corev1.Pod) bool {
 	return false
 }
 
-// sandboxFailure returns the message of the latest FailedCreatePodSandBox event of p (this
-// pod, not an earlier one of the same name) once there have been at least two, the kubelet's
-// retry included; "" before that.
+// sandboxFailure returns the message of the latest FailedCreatePodSandBox event of p (this pod,
+// not an earlier one of the same name) that is a verdict, or "". A plugin's API request that
+// timed out (Multus looking the pod up while the API server is slow: the full run met it once)
+// is none: the kubelet's retry cures it.
 func sandboxFailure(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
 	events, err := kube.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.Set{"involvedObject.name": p.Name, "reason": "FailedCreatePodSandBox"}.String()})
 	if err != nil {
 		return ""
 	}
-	var failures int32
 	var latest *corev1.Event
 	for i := range events.Items {
 		e := &events.Items[i]
-		if e.InvolvedObject.UID != p.UID || e.Reason != "FailedCreatePodSandBox" {
+		if e.InvolvedObject.UID != p.UID || e.Reason != "FailedCreatePodSandBox" || apiTimeout.MatchString(e.Message) {
 			continue
-		}
-		failures += max(e.Count, 1)
-		if e.Series != nil {
-			failures = max(failures, e.Series.Count)
 		}
 		if latest == nil || lastSeen(e).After(lastSeen(latest)) {
 			latest = e
 		}
 	}
-	if failures < 2 {
+	if latest == nil {
 		return ""
 	}
 	return latest.Message
 }
+
+// apiTimeout matches a plugin's request to the API server that timed out, as Go's HTTP client
+// words it: `Get "https://10.96.0.1:443/api/v1/...": context deadline exceeded`.
+var apiTimeout = regexp.MustCompile(`"https?://[^"]+/apis?/[^"]*": [^"]*(deadline exceeded|timeout|Timeout)`)
 
 // lastSeen is when an event last happened, whichever of its fields the recorder set.
 func lastSeen(e *corev1.Event) time.Time {

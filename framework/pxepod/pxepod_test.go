@@ -155,8 +155,7 @@ func TestPayloadTarHoldsEachFileByName(t *testing.T) {
 }
 
 // TestWaitFailsAtOnceWhenThePodsNetworkCannotBeSetUp is the regression test for a spec that
-// waited 15 minutes for a PXE server pod whose sandbox the bridge plugin could not set up, and
-// that the kubelet's retry did not cure.
+// waited 15 minutes for a PXE server pod whose sandbox the bridge plugin could not set up.
 func TestWaitFailsAtOnceWhenThePodsNetworkCannotBeSetUp(t *testing.T) {
 	kube := fake.NewSimpleClientset()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pxe-server", Namespace: "pxec-abc", UID: "u1"},
@@ -169,9 +168,7 @@ func TestWaitFailsAtOnceWhenThePodsNetworkCannotBeSetUp(t *testing.T) {
 	for _, e := range []corev1.Event{
 		{ObjectMeta: metav1.ObjectMeta{Name: "old"}, Reason: "FailedCreatePodSandBox", Message: "an older pod of the same name",
 			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pxe-server", UID: "u0"}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "first"}, Reason: "FailedCreatePodSandBox", Message: msg,
-			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pxe-server", UID: "u1"}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "retry"}, Reason: "FailedCreatePodSandBox", Message: msg,
+		{ObjectMeta: metav1.ObjectMeta{Name: "now"}, Reason: "FailedCreatePodSandBox", Message: msg,
 			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "pxe-server", UID: "u1"}},
 	} {
 		if _, err := kube.CoreV1().Events("pxec-abc").Create(ctx, &e, metav1.CreateOptions{}); err != nil {
