@@ -17,9 +17,6 @@ import (
 // Terminated says why the pod has stopped, or why one of its containers cannot start (an image
 // that cannot be pulled, a container that cannot be created); "" when neither.
 func Terminated(p *corev1.Pod) string {
-	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-		return fmt.Sprintf("phase %s: %s", p.Status.Phase, p.Status.Message)
-	}
 	for _, st := range p.Status.ContainerStatuses {
 		if t := st.State.Terminated; t != nil {
 			return fmt.Sprintf("container %s exited %d (%s)", st.Name, t.ExitCode, t.Reason)
@@ -27,6 +24,12 @@ func Terminated(p *corev1.Pod) string {
 		if w := st.State.Waiting; w != nil && cannotStart[w.Reason] {
 			return fmt.Sprintf("container %s waiting: %s: %s", st.Name, w.Reason, w.Message)
 		}
+	}
+	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+		if p.Status.Message == "" {
+			return fmt.Sprintf("phase %s", p.Status.Phase)
+		}
+		return fmt.Sprintf("phase %s: %s", p.Status.Phase, p.Status.Message)
 	}
 	return ""
 }

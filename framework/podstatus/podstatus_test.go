@@ -87,6 +87,8 @@ func TestTerminatedSaysWhyAContainerStoppedOrCannotStart(t *testing.T) {
 		want string
 	}{
 		{pod(corev1.PodFailed, running, nil), "phase Failed"},
+		// Run 3 said "phase Failed: " of a server that had exited 3: the container says more.
+		{pod(corev1.PodFailed, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}, nil), "container pxe-server exited 3 (Error)"},
 		{pod(corev1.PodRunning, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}, nil), "container pxe-server exited 3 (Error)"},
 		{pod(corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "back-off"}}, nil), "ImagePullBackOff: back-off"},
 		{pod(corev1.PodPending, creating, nil), ""},
