@@ -241,7 +241,10 @@ func (hanging) DoRaw(ctx context.Context) ([]byte, error) {
 	return nil, ctx.Err()
 }
 
-func (hanging) Stream(ctx context.Context) (io.ReadCloser, error) { <-ctx.Done(); return nil, ctx.Err() }
+func (hanging) Stream(ctx context.Context) (io.ReadCloser, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
 
 // TestEventsAsksThePodWhenTheProxyHangs is the regression test for run 3, where a read of a
 // dead server's events hung for the proxy's 30 s before the pod was asked.
