@@ -132,7 +132,9 @@ func (s *Spec) CollectArtifacts(ctx context.Context, dir string) error {
 		write("events.txt", []byte(b.String()))
 	}
 	if s.PXE != nil {
-		if events, err := s.PXE.Events(ctx, ""); err != nil {
+		// A server that is gone still has its events read back from its log.
+		events, err := s.PXE.Events(ctx, "")
+		if err != nil && !errors.Is(err, pxe.ErrServerGone) {
 			errs = append(errs, err)
 		} else if err := s.SaveEvents(dir, events); err != nil {
 			errs = append(errs, err)

@@ -3,7 +3,8 @@ package podstatus
 import (
 	"context"
 	"fmt"
-	"strings"
+	"regexp"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,29 +15,21 @@ import (
 )
 
 // Terminated says why the pod has stopped, or why one of its containers cannot start (an image
-// that cannot be pulled, a container that cannot be created); "" when neither. A pod whose
-// phase is final is said with its containers' ends: the kubelet may set phase Failed with no
-// message at all, while the container's exit code says what happened (soak: "phase Failed: "
-// for a server that exited 3).
+// that cannot be pulled, a container that cannot be created); "" when neither.
 func Terminated(p *corev1.Pod) string {
-	var why []string
 	for _, st := range p.Status.ContainerStatuses {
 		if t := st.State.Terminated; t != nil {
-			why = append(why, fmt.Sprintf("container %s exited %d (%s)", st.Name, t.ExitCode, t.Reason))
+			return fmt.Sprintf("container %s exited %d (%s)", st.Name, t.ExitCode, t.Reason)
 		}
 		if w := st.State.Waiting; w != nil && cannotStart[w.Reason] {
-			why = append(why, fmt.Sprintf("container %s waiting: %s: %s", st.Name, w.Reason, w.Message))
+			return fmt.Sprintf("container %s waiting: %s: %s", st.Name, w.Reason, w.Message)
 		}
 	}
 	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-		phase := "phase " + string(p.Status.Phase)
-		if msg := strings.TrimSpace(p.Status.Reason + " " + p.Status.Message); msg != "" {
-			phase += " (" + msg + ")"
+		if p.Status.Message == "" {
+			return fmt.Sprintf("phase %s", p.Status.Phase)
 		}
-		return strings.Join(append([]string{phase}, why...), ": ")
-	}
-	if len(why) > 0 {
-		return why[0]
+		return fmt.Sprintf("phase %s: %s", p.Status.Phase, p.Status.Message)
 	}
 	return ""
 }
@@ -47,10 +40,10 @@ var cannotStart = map[string]bool{
 }
 
 // NetworkBlocked says why the pod's networks are not, and will not be, as it asked: while it is
-// Pending, the FailedCreatePodSandBox event of a sandbox whose network a CNI plugin could not set
-// up (the kubelet retries it, in vain: a plugin missing on the node, Multus failing); once a
-// container has started, the attachments Multus did not make (Multus stopped: the node's
-// default network alone set the pod up). "" when neither.
+// Pending, a sandbox whose network a CNI plugin could not set up (a plugin missing on the node,
+// Multus failing: the FailedCreatePodSandBox event quoted; the kubelet retries it, minutes later
+// and in vain); once a container has started, the attachments Multus did not make (Multus
+// stopped: the node's default network alone set the pod up). "" when neither.
 func NetworkBlocked(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
 	if p.Status.Phase == corev1.PodPending && !started(p) {
 		if ev := sandboxFailure(ctx, kube, p); ev != "" {
@@ -82,18 +75,45 @@ func started(p *corev1.Pod) bool {
 	return false
 }
 
-// sandboxFailure returns the message of a FailedCreatePodSandBox event of p (this pod, not an
-// earlier one of the same name), or "".
+// sandboxFailure returns the message of the latest FailedCreatePodSandBox event of p (this pod,
+// not an earlier one of the same name) that is a verdict, or "". A plugin's API request that
+// timed out (Multus looking the pod up while the API server is slow: the full run met it once)
+// is none: the kubelet's retry cures it.
 func sandboxFailure(ctx context.Context, kube kubernetes.Interface, p *corev1.Pod) string {
 	events, err := kube.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.Set{"involvedObject.name": p.Name, "reason": "FailedCreatePodSandBox"}.String()})
 	if err != nil {
 		return ""
 	}
-	for _, e := range events.Items {
-		if e.InvolvedObject.UID == p.UID && e.Reason == "FailedCreatePodSandBox" {
-			return e.Message
+	var latest *corev1.Event
+	for i := range events.Items {
+		e := &events.Items[i]
+		if e.InvolvedObject.UID != p.UID || e.Reason != "FailedCreatePodSandBox" || apiTimeout.MatchString(e.Message) {
+			continue
+		}
+		if latest == nil || lastSeen(e).After(lastSeen(latest)) {
+			latest = e
 		}
 	}
-	return ""
+	if latest == nil {
+		return ""
+	}
+	return latest.Message
+}
+
+// apiTimeout matches a plugin's request to the API server that timed out, as Go's HTTP client
+// words it: `Get "https://10.96.0.1:443/api/v1/...": context deadline exceeded`.
+var apiTimeout = regexp.MustCompile(`"https?://[^"]+/apis?/[^"]*": [^"]*(deadline exceeded|timeout|Timeout)`)
+
+// lastSeen is when an event last happened, whichever of its fields the recorder set.
+func lastSeen(e *corev1.Event) time.Time {
+	switch {
+	case e.Series != nil:
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
 }

@@ -379,7 +379,9 @@ func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {
 	if mac != "" {
 		params["mac"] = mac
 	}
-	raw, err := s.kube.CoreV1().Pods(s.Namespace).ProxyGet("http", s.Name, strconv.Itoa(HTTPPort), "/events", params).DoRaw(ctx)
+	readCtx, cancel := context.WithTimeout(ctx, eventsReadTimeout)
+	defer cancel()
+	raw, err := s.kube.CoreV1().Pods(s.Namespace).ProxyGet("http", s.Name, strconv.Itoa(HTTPPort), "/events", params).DoRaw(readCtx)
 	if err != nil {
 		err = fmt.Errorf("read PXE server events from %s/%s: %w", s.Namespace, s.Name, err)
 		if events, gone := s.goneEvents(ctx, mac); gone != nil {
@@ -393,6 +395,11 @@ func (s *Server) Events(ctx context.Context, mac string) ([]pxe.Event, error) {
 	}
 	return events, nil
 }
+
+// eventsReadTimeout bounds one read of the events over the pod proxy. The server answers in
+// milliseconds; once its pod's sandbox is gone the proxy's dial would hang for its own 30 s
+// instead, so a read that takes this long asks the pod what became of the server.
+const eventsReadTimeout = 5 * time.Second
 
 // goneEvents returns, when the server is gone for good, the events of mac its log holds and
 // an error wrapping pxe.ErrServerGone; nil and nil while the pod may still answer.

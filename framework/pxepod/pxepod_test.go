@@ -211,7 +211,7 @@ func TestEventsSaysTheServerIsGoneOnlyWhenItIs(t *testing.T) {
 		wantText string
 	}{
 		{"container running", serverPod(corev1.PodRunning, running), false, "connection refused"},
-		{"container exited", serverPod(corev1.PodFailed, exited), true, "the PXE server is gone: PXE server pod pxec-abc/pxe-server: phase Failed"},
+		{"container exited", serverPod(corev1.PodFailed, exited), true, "the PXE server is gone: PXE server pod pxec-abc/pxe-server: container pxe-server exited 3 (Error)"},
 		{"pod deleted", nil, true, "the PXE server is gone: PXE server pod pxec-abc/pxe-server was deleted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,6 +230,32 @@ func TestEventsSaysTheServerIsGoneOnlyWhenItIs(t *testing.T) {
 				t.Errorf("Events = %v; want gone=%v, saying %q", err, tc.gone, tc.wantText)
 			}
 		})
+	}
+}
+
+// hanging is the pod proxy's answer once the pod's sandbox is gone: its dial hangs.
+type hanging struct{}
+
+func (hanging) DoRaw(ctx context.Context) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (hanging) Stream(ctx context.Context) (io.ReadCloser, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestEventsAsksThePodWhenTheProxyHangs is the regression test for run 3, where a read of a
+// dead server's events hung for the proxy's 30 s before the pod was asked.
+func TestEventsAsksThePodWhenTheProxyHangs(t *testing.T) {
+	kube := fake.NewSimpleClientset(serverPod(corev1.PodFailed, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}))
+	kube.PrependProxyReactor("pods", func(k8stesting.Action) (bool, rest.ResponseWrapper, error) { return true, hanging{}, nil })
+	s := &Server{kube: kube, Namespace: "pxec-abc", Name: "pxe-server"}
+	ctx, cancel := context.WithTimeout(t.Context(), 4*eventsReadTimeout)
+	defer cancel()
+	if _, err := s.Events(ctx, "de:00:00:00:00:de"); !errors.Is(err, pxe.ErrServerGone) || ctx.Err() != nil {
+		t.Errorf("Events = %v; want pxe.ErrServerGone once the read's own bound ended", err)
 	}
 }
 

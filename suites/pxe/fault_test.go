@@ -115,7 +115,8 @@ var _ = Describe("PXE faults the suite names", Label(labels.PXE, labels.Fault), 
 		Expect(err).To(MatchError(console.ErrFailPattern), "iPXE's giving up must end the wait, not its bound")
 		Expect(err).To(MatchError(ContainSubstring("no DHCP answer for %s: the PXE server received no DHCP message from it", mac)))
 		Expect(err).To(MatchError(ContainSubstring("%s is 1", network.BridgeNFCallIPTables)))
-		Expect(err).To(MatchError(MatchRegexp(`-A FORWARD -p udp -m physdev --physdev-is-bridged -m udp --dport 67 -j DROP` + "`" + ` drops DHCP`)))
+		Expect(err).To(MatchError(ContainSubstring("`-A FORWARD -p udp -m physdev --physdev-is-bridged -m udp --dport 67 -j DROP` drops DHCP")),
+			"the rule as the node's iptables -S prints it")
 		AddReportEntry("failed fast", fmt.Sprintf("%.1fs after iPXE gave up: %v", failed.Sub(gaveUp()).Seconds(), err))
 	})
 
@@ -138,32 +139,26 @@ var _ = Describe("PXE faults the suite names", Label(labels.PXE, labels.Fault), 
 		Expect(second.ack.Time).To(BeTemporally(">", first.ack.Time), "a second DHCP ACK")
 		Expect(second.nonce).NotTo(Equal(first.nonce), "the second boot's script carries a new nonce")
 
-		By("The PXE server's events show iPXE's DHCP ACKs of each boot, one address, and two scripts for the MAC")
+		By("The PXE server's events show two boots, each a DHCP ACK to iPXE and then its own script")
 		events, err := boot.Events(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		// A client that retransmits its request (a busy node: seen once in 20 soak runs) gets
-		// the ACK again: each boot has at least one, told apart by the second boot's first
-		// ACK, both times on the server's clock.
-		var acksBefore, acksAfter int
-		var scripts []string
+		// iPXE retransmits a REQUEST whose ACK is slow, so a boot may hold more than one ACK.
+		var nonces []string
+		acks, acked := 0, false
 		for _, e := range events {
 			switch {
 			case e.Kind == pxe.KindDHCPAck && e.UserClass == "iPXE":
-				Expect(e.IP).To(Equal(first.ack.IP), "every ACK gives the MAC its reserved address")
-				if e.Time.Before(second.ack.Time) {
-					acksBefore++
-				} else {
-					acksAfter++
-				}
+				acks++
+				acked = true
 			case e.Kind == pxe.KindScript && e.Status == 200:
-				scripts = append(scripts, e.Nonce)
+				Expect(acked).To(BeTrue(), "script %s served with no DHCP ACK to iPXE since the previous boot's", e.Nonce)
+				nonces = append(nonces, e.Nonce)
+				acked = false
 			}
 		}
-		Expect(acksBefore).To(BeNumerically(">=", 1), "an ACK for the first boot")
-		Expect(acksAfter).To(BeNumerically(">=", 1), "an ACK for the second boot")
-		Expect(scripts).To(Equal([]string{first.nonce, second.nonce}))
-		AddReportEntry("second boot", fmt.Sprintf("DHCP ACK %.1fs and ready %.1fs after the reboot; nonces %s then %s",
-			second.ack.Time.Sub(rebooted).Seconds(), second.ready.Sub(rebooted).Seconds(), first.nonce, second.nonce))
+		Expect(nonces).To(Equal([]string{first.nonce, second.nonce}))
+		AddReportEntry("second boot", fmt.Sprintf("DHCP ACK %.1fs and ready %.1fs after the reboot; nonces %s then %s; %d ACKs to iPXE in all",
+			second.ack.Time.Sub(rebooted).Seconds(), second.ready.Sub(rebooted).Seconds(), first.nonce, second.nonce, acks))
 	})
 })
 
