@@ -118,3 +118,26 @@ func TestClipKeepsUTF8AndSaysHowLong(t *testing.T) {
 		}
 	}
 }
+
+func TestEchoBoundsTheQuotedText(t *testing.T) {
+	long := strings.Repeat("\xc6", 43) // the fuzzer's input: each byte quotes to four
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{"de:00", `"de:00"`},
+		{`a"b'c`, `"a\"b'c"`},
+		{"tab\there", `"tab\there"`},
+		{"€", `"€"`},
+		{long, `"` + strings.Repeat(`\xc6`, 15) + `"` + TruncationMark + "43 bytes)"},
+	}
+	for _, tt := range tests {
+		got := echo(tt.in)
+		if got != tt.want {
+			t.Errorf("echo(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+		if len(got) > maxEchoBytes+2+len(TruncationMark)+20 {
+			t.Errorf("echo(%q) is %d bytes", tt.in, len(got))
+		}
+	}
+}

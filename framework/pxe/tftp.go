@@ -193,7 +193,7 @@ func (ts *tftpServer) handle(b []byte, from netip.AddrPort, local netip.Addr) {
 			return
 		}
 		if op == tftpERROR {
-			ts.finish(t, fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(b[2:]), clip(cString(b[4:]), maxEchoBytes)))
+			ts.finish(t, fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(b[2:]), echo(cString(b[4:]))))
 			return
 		}
 		ts.ack(t, binary.BigEndian.Uint16(b[2:]))
@@ -356,7 +356,7 @@ func parseTFTPRequest(b []byte) (tftpRequestFields, error) {
 		return req, errors.New("want a file name, a mode and option pairs")
 	}
 	if !strings.EqualFold(fields[1], "octet") {
-		return req, fmt.Errorf("mode %q: only octet is served", clip(fields[1], maxEchoBytes))
+		return req, fmt.Errorf("mode %s: only octet is served", echo(fields[1]))
 	}
 	for i := 2; i+1 < len(fields); i += 2 {
 		req.options = append(req.options, [2]string{strings.ToLower(fields[i]), fields[i+1]})
@@ -375,7 +375,7 @@ func tftpReadError(name string, err error) (uint16, string) {
 	case errors.Is(err, errNotRegular):
 		why = "not a regular file"
 	}
-	return code, fmt.Sprintf("read %q: %s", clip(name, maxEchoBytes), why)
+	return code, fmt.Sprintf("read %s: %s", echo(name), why)
 }
 
 // begin negotiates the options the client asked for (RFC 2347) and sends
