@@ -64,9 +64,11 @@ func WithImages(images Images) Option {
 	})
 }
 
-// setOperatorImages points the manifest's virt-operator Deployment at images: the container's
-// image and VIRT_OPERATOR_IMAGE for the operator, one variable per other component.
-func setOperatorImages(objs []*unstructured.Unstructured, images Images) error {
+// SetOperatorImages points the virt-operator Deployment among objs (a decoded operator
+// manifest) at images, as WithImages does at install: the container's image and
+// VIRT_OPERATOR_IMAGE for the operator, one variable per other component; empty fields are
+// left alone.
+func SetOperatorImages(objs []*unstructured.Unstructured, images Images) error {
 	for _, u := range objs {
 		if u.GetKind() != "Deployment" || u.GetName() != "virt-operator" {
 			continue

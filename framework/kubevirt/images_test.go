@@ -74,7 +74,7 @@ func TestWithImagesPointsTheOperatorAtEachComponentsImage(t *testing.T) {
 	if err := WithImages(images).apply(&o); err != nil {
 		t.Fatal(err)
 	}
-	if err := setOperatorImages(objs, o.images); err != nil {
+	if err := SetOperatorImages(objs, o.images); err != nil {
 		t.Fatal(err)
 	}
 	image, env := operatorEnv(t, objs[0])
@@ -101,7 +101,7 @@ func TestWithImagesChangesOnlyTheComponentsItNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	const handler = "pxec.local/kubevirt/virt-handler:v1.9.0-pxec-nodummy"
-	if err := setOperatorImages(objs, Images{Handler: handler}); err != nil {
+	if err := SetOperatorImages(objs, Images{Handler: handler}); err != nil {
 		t.Fatal(err)
 	}
 	image, env := operatorEnv(t, objs[0])
@@ -129,7 +129,7 @@ func TestSetOperatorImagesNeedsTheOperatorDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := setOperatorImages(objs, Images{API: "a/b:c"}); err == nil || !strings.Contains(err.Error(), "no virt-operator Deployment") {
+	if err := SetOperatorImages(objs, Images{API: "a/b:c"}); err == nil || !strings.Contains(err.Error(), "no virt-operator Deployment") {
 		t.Errorf("error %v, want no virt-operator Deployment", err)
 	}
 }

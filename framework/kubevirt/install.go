@@ -101,7 +101,7 @@ func Install(ctx context.Context, cfg *rest.Config, opts ...Option) (*Installati
 		err = checkOperatorManifest(objs, o.namespace)
 	}
 	if err == nil && o.images != (Images{}) {
-		err = setOperatorImages(objs, o.images)
+		err = SetOperatorImages(objs, o.images)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("install kubevirt: operator manifest %s: %w", o.manifestSource, err)
