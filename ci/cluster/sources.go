@@ -114,7 +114,7 @@ func choose(ctx context.Context, r request, out io.Writer) (sources, error) {
 	}
 	start := time.Now()
 	answers := r.set.Check(ctx, imageset.DefaultCheckTimeout)
-	took := time.Since(start).Round(100 * time.Millisecond)
+	took := fmt.Sprintf("%.1fs", time.Since(start).Seconds())
 	for _, a := range answers {
 		verdict := "answered"
 		if !a.OK {
@@ -129,11 +129,15 @@ func choose(ctx context.Context, r request, out io.Writer) (sources, error) {
 		s.noDummy, s.dummyWhy = kernelLacksDummy(ctx)
 		return s, nil
 	}
-	var names []string
-	for _, a := range bad {
-		names = append(names, fmt.Sprintf("%s %s: %s", a.Field, a.Ref, a.Detail))
+	// The first one in full; every answer is printed above.
+	msg := fmt.Sprintf("%d of %d references of %s did not answer within %s: %s %s: %s", len(bad), len(answers), r.set.File, took, bad[0].Field, bad[0].Ref, bad[0].Detail)
+	if len(bad) > 1 {
+		var others []string
+		for _, a := range bad[1:] {
+			others = append(others, a.Field)
+		}
+		msg += "; and " + strings.Join(others, ", ")
 	}
-	msg := fmt.Sprintf("%d of %d references of %s did not answer within %s: %s", len(bad), len(answers), r.set.File, took, strings.Join(names, "; "))
 	if r.mode == modeUpstream {
 		return s, fmt.Errorf("%s=%s: %s", modeVar, modeUpstream, msg)
 	}

@@ -125,6 +125,7 @@ func (s *Set) fail(problems []string) error {
 // digests and the manifest's SHA-256 too.
 func (s *Set) problems(pinned bool) []string {
 	var out []string
+	unpinned := 0
 	for _, i := range s.Images() {
 		ref := *i.Ref
 		if ref == "" {
@@ -137,8 +138,12 @@ func (s *Set) problems(pinned bool) []string {
 			continue
 		}
 		if _, ok := r.(name.Digest); pinned && !ok {
-			out = append(out, fmt.Sprintf("%s %q: no digest: pin it as <repository>:<tag>@sha256:<digest> (make pin-images resolves the tags where the registry answers)", i.Field, ref))
+			out = append(out, fmt.Sprintf("%s %q: no digest", i.Field, ref))
+			unpinned++
 		}
+	}
+	if unpinned > 0 {
+		out = append(out, "pin each image as <repository>:<tag>@sha256:<digest> (make pin-images resolves the tags where the registries answer)")
 	}
 	m := s.KubeVirt.OperatorManifest
 	const field = "kubevirt.operatorManifest"
