@@ -63,20 +63,30 @@ func mirror(ctx context.Context, c mirrorConfig) error {
 	built := builtImages(o)
 	set := *upstream
 	set.File = c.out
+	// Each image is pushed by the ID its name has now: another build that retags the name
+	// while the pushes run (other checkouts share the engine) cannot swap it.
+	ids := map[string]string{}
 	for _, img := range set.Images() {
 		local, ok := built[img.Field]
 		if !ok {
 			return fmt.Errorf("no image of this machine's builder stands for %s", img.Field)
 		}
+		out, err := command.Output(ctx, exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", local))
+		if err != nil {
+			return fmt.Errorf("%s: %s not built here (go run ./ci/imagebuilder): %w", img.Field, local, err)
+		}
+		ids[img.Field] = strings.TrimSpace(string(out))
+	}
+	for _, img := range set.Images() {
 		target, err := mirrored(c.registry, *img.Ref)
 		if err != nil {
 			return fmt.Errorf("%s: %w", img.Field, err)
 		}
 		start := time.Now()
-		if err := push(ctx, local, target); err != nil {
+		if err := push(ctx, ids[img.Field], target); err != nil {
 			return fmt.Errorf("%s: %w", img.Field, err)
 		}
-		fmt.Printf("mirror: %-22s %s pushed as %s in %s\n", img.Field, local, target, time.Since(start).Round(100*time.Millisecond))
+		fmt.Printf("mirror: %-22s %s (%.19s) pushed as %s in %s\n", img.Field, built[img.Field], ids[img.Field], target, time.Since(start).Round(100*time.Millisecond))
 		*img.Ref = target
 	}
 
@@ -137,9 +147,9 @@ func mirrored(registry, ref string) (string, error) {
 	return registry + "/" + tag.RepositoryStr() + ":" + tag.TagStr(), nil
 }
 
-// push pushes a local image under target with docker, and removes the target tag again.
-func push(ctx context.Context, local, target string) error {
-	for _, args := range [][]string{{"tag", local, target}, {"push", "--quiet", target}, {"image", "rm", target}} {
+// push pushes a local image (by ID) under target with docker, and removes the target tag again.
+func push(ctx context.Context, id, target string) error {
+	for _, args := range [][]string{{"tag", id, target}, {"push", "--quiet", target}, {"image", "rm", target}} {
 		if _, err := command.Output(ctx, exec.CommandContext(ctx, "docker", args...)); err != nil {
 			return err
 		}
