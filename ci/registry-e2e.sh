@@ -51,6 +51,8 @@ if docker network inspect "$net" >/dev/null 2>&1; then
 fi
 
 work=$(mktemp -d /tmp/pxec-registry.XXXXXX)
+record="${ARTIFACTS:-$here/_artifacts}/registry-e2e"
+loopback=""
 registry_pid=""
 network_made=false
 cluster_made=false
@@ -62,9 +64,16 @@ cleanup() {
     kill "$registry_pid" 2>/dev/null || true
     wait "$registry_pid" 2>/dev/null || true
   fi
+  # What the pulls left in the local engine under the registry's name (the node image).
+  if [ -n "$loopback" ]; then
+    docker images --digests --format '{{.Repository}}@{{.Digest}}' | { grep "^$loopback/" || true; } |
+      xargs -r docker image rm >/dev/null || status=1
+  fi
+  mkdir -p "$record"
+  cp "$work"/set.yaml "$work"/access.log "$record"/ 2>/dev/null || true
   if $network_made; then docker network rm "$net" >/dev/null || status=1; fi
   rm -rf "$work"
-  say "removed the cluster $name, the registry, the Docker network $net and $work"
+  say "removed the cluster $name, the registry (its set and access log kept in $record), the Docker network $net and $work"
   exit "$status"
 }
 trap cleanup EXIT
@@ -89,6 +98,11 @@ read -r loopback gateway <"$work/ready"
 phase "push this machine's builds under the upstream names" \
   bin/registry mirror --registry "$loopback" --files "$work/files" --out "$work/set.yaml"
 cat "$work/set.yaml"
+node_image=$(sed -n 's/^kindNode: "\(.*\)"$/\1/p' "$work/set.yaml")
+if docker image inspect "$node_image" >/dev/null 2>&1; then
+  say "the local engine holds $node_image already: kind would not pull it"
+  exit 1
+fi
 
 start=$SECONDS
 cluster_made=true

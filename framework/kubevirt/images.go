@@ -89,7 +89,11 @@ func SetOperatorImages(objs []*unstructured.Unstructured, images Images) error {
 			}
 			env, _ := cm["env"].([]any)
 			for _, f := range images.Fields() {
-				if *f.Ref != "" {
+				switch {
+				case *f.Ref == "":
+				case f.Name == "operator":
+					env = setEnv(env, f.Env, operatorEnvImage(*f.Ref))
+				default:
 					env = setEnv(env, f.Env, *f.Ref)
 				}
 			}
@@ -114,4 +118,17 @@ func setEnv(env []any, name, value string) []any {
 		}
 	}
 	return append(env, map[string]any{"name": name, "value": value})
+}
+
+// operatorEnvImage is the operator's image as VIRT_OPERATOR_IMAGE tells it to the operator,
+// which takes its version from that reference: after a ':', everything up to the end, so
+// "repo:v1.9.0@sha256:..." would make the version "v1.9.0@sha256:..." (and the images it
+// derives for components not named here nonsense); by digest alone it takes KUBEVIRT_VERSION
+// from the manifest (pkg/virt-operator/util/config.go, getTag). The pod still runs ref itself.
+func operatorEnvImage(ref string) string {
+	d, err := name.NewDigest(ref)
+	if err != nil {
+		return ref
+	}
+	return d.Context().Name() + "@" + d.DigestStr()
 }
