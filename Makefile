@@ -4,14 +4,17 @@
 # make lab       the documented PXE procedure end to end in a local QEMU lab, with a verdict
 # make bench     boot time: direct kernel boot vs dnsmasq vs our PXE server
 # make bench-pxe our server under load beside dnsmasq: 1,000 DHCP clients, TFTP and HTTP
-# make e2e       the main job: offline kind cluster, the conformance suite, teardown
+# make e2e       the main job: kind cluster (images from registries or built here), the suite, teardown
+# make e2e-registry  the same from a registry on loopback holding our builds under upstream names
+# make list-images   the images of the set in use, one reference per line (PXEC_IMAGES, PXEC_IMAGES_FILE)
+# make pin-images    pin fixtures/images/upstream.yaml's tags to digests, where its registries answer
 # make certify KUBECONFIG=...   the suite against an existing cluster (vendor certification)
 # make preflight KUBECONFIG=... only the suite's preflight checks, one PASS/FAIL/SKIP line each
 # make list      the suite's specs and labels, without running them
 # make soak N=20 the suite N times on one cluster, then a table of passes and failures per spec
 # make interrupt Ctrl-C at each phase of make e2e, then a look for anything left behind
 # make bench-e2e the suite's speed on the running lab cluster (medians of RUNS runs)
-# make cluster / cluster-down   the offline kind + KubeVirt + Multus + bridge CNI lab cluster
+# make cluster / cluster-down   the kind + KubeVirt + Multus + bridge CNI lab cluster
 # make sonobuoy-image           the Sonobuoy plugin's image and Sonobuoy's own, built offline
 # make test-sonobuoy KUBECONFIG=...   the plugin's Job, then Sonobuoy itself, on the lab cluster
 
@@ -29,7 +32,7 @@ BENCH_PACKAGES := dnsmasq-base
 REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: sonobuoy-image test-sonobuoy interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
+.PHONY: e2e-registry list-images pin-images sonobuoy-image test-sonobuoy interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -95,13 +98,26 @@ cluster-deps:
 	$(call apt_install,$(ENGINE_PACKAGES))
 	bash ci/engine-up.sh
 
-# The offline lab cluster: images built here (no registry), kind + KubeVirt + Multus + bridge CNI,
-# proven by a bridge-attached VMI whose serial console shows iPXE.
+# The lab cluster: kind + KubeVirt + Multus + bridge CNI, its images from registries or built
+# here (PXEC_IMAGES=auto|upstream|offline, PXEC_IMAGES_FILE; README "Image sources"), proven by a
+# bridge-attached VMI whose serial console shows iPXE. Built, not `go run`, which would turn the
+# exit status 2 of a bad value into 1.
 cluster: cluster-deps
-	$(GO) run ./ci/cluster up
+	$(GO) build -o bin/cluster ./ci/cluster
+	bin/cluster up
 
 cluster-down:
-	$(GO) run ./ci/cluster down
+	$(GO) build -o bin/cluster ./ci/cluster
+	bin/cluster down
+
+# The images of the set in use, one reference per line, for mirroring (no cluster, no network).
+list-images:
+	@$(GO) build -o bin/cluster ./ci/cluster
+	@bin/cluster list-images
+
+# Resolve fixtures/images/upstream.yaml's tags to digests and hash its manifest (needs its registries).
+pin-images:
+	$(GO) run ./ci/registry pin --file fixtures/images/upstream.yaml
 
 images: cluster-deps
 	$(GO) run ./ci/imagebuilder
@@ -124,10 +140,16 @@ clean-lab:
 
 GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 
-# The main job: the conformance suite on a kind cluster built here without a registry
-# (ci/e2e.sh: make cluster, the suite, make cluster-down). GINKGO_ARGS and SUITE_ARGS pass on.
+# The main job: the conformance suite on a kind cluster (ci/e2e.sh: make cluster, the suite,
+# make cluster-down). GINKGO_ARGS and SUITE_ARGS pass on.
 e2e: deps cluster-deps
 	bash ci/e2e.sh
+
+# The upstream path for real, with no internet: a registry on loopback holds this machine's
+# builds under the upstream repository names, and a cluster of its own (pxec-registry) pulls
+# every image from it, passes the suite, and is removed (ci/registry-e2e.sh).
+e2e-registry: deps cluster-deps
+	bash ci/registry-e2e.sh
 
 # Vendor certification: the suite against the cluster of $(KUBECONFIG), which must already run
 # KubeVirt and Multus with the bridge CNI and have the bridge on every node. LABELS is a Ginkgo

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make e2e: the conformance suite on a kind cluster built here without a registry.
+# make e2e: the conformance suite on a kind cluster.
 #
-# Brings the offline lab cluster up (ci/cluster: images from Go modules and Debian packages,
-# kind, Multus, KubeVirt, bridges br1 and br2), runs suites/pxe against it with `make certify`,
+# Brings the lab cluster up (ci/cluster: images from registries or built from Go modules and
+# Debian packages as PXEC_IMAGES and PXEC_IMAGES_FILE say, kind, Multus, KubeVirt, bridges br1
+# and br2), runs suites/pxe against it with `make certify`,
 # the vendors' own command, and removes the cluster again, also on failure or Ctrl-C. A cluster
 # "pxec" that exists already (from `make cluster`) is used as it is and left running.
 #
@@ -12,6 +13,8 @@
 # The cluster is the run's own, so the fault specs may change its nodes (faultInjection).
 #
 #   PXEC_CLUSTER  the kind cluster's name (default pxec), for a second cluster beside the lab's
+#   PXEC_IMAGES, PXEC_IMAGES_FILE  where the images come from (README, "Image sources")
+#   CLUSTER_ARGS  extra flags of `ci/cluster up`, e.g. --node-registry HOST=URL
 #   E2E_LABELS    Ginkgo label filter (default "!slow": the slow specs wait minutes for OVMF's
 #                 PXE timeouts; E2E_LABELS= runs everything)
 #   E2E_PROCS     parallel suite processes (default 2: measured faster than 1 here, see README)
@@ -25,6 +28,8 @@ cache=${PXEC_CACHE:-$HOME/.cache/pxe-conformance}
 name=${PXEC_CLUSTER:-pxec}
 kubeconfig="$cache/kind-$name.kubeconfig"
 say() { printf 'e2e: %s\n' "$*" >&2; }
+# Built, not `go run`: a bad PXEC_IMAGES must end this script with exit status 2, as it ends ci/cluster.
+"$GO" build -o bin/cluster ./ci/cluster
 
 ours=false
 nodocker=""
@@ -35,7 +40,7 @@ cleanup() {
   if [ -n "$nodocker" ]; then rm -rf "$nodocker"; fi
   if $ours; then
     say "removing the cluster this run created"
-    "$GO" run ./ci/cluster down --name "$name" || status=1
+    bin/cluster down --name "$name" || status=1
   fi
   exit $status
 }
@@ -46,7 +51,8 @@ if docker ps -a --format '{{.Names}}' | grep -qx "$name-control-plane" && [ -s "
   say "using the running kind cluster $name ($kubeconfig); it stays up afterwards"
 else
   ours=true
-  "$GO" run ./ci/cluster up --name "$name"
+  # shellcheck disable=SC2086 # CLUSTER_ARGS is a list of flags
+  bin/cluster up --name "$name" ${CLUSTER_ARGS:-}
 fi
 
 mkdir -p "${ARTIFACTS:-$here/_artifacts}"

@@ -1,16 +1,24 @@
-// Command cluster brings up the offline lab cluster and proves it can PXE boot, or removes it.
+// Command cluster brings up the lab cluster and proves it can PXE boot, or removes it.
 //
-//	go run ./ci/cluster up     # make cluster
-//	go run ./ci/cluster down   # make cluster-down
+//	go run ./ci/cluster up            # make cluster
+//	go run ./ci/cluster down          # make cluster-down
+//	go run ./ci/cluster list-images   # make list-images
 //
-// "up" builds every image from Go modules and Debian packages (ci/imagebuilder, cached by
-// inputs), creates a kind cluster from the offline node image, loads the images into its
-// nodes, installs Multus and KubeVirt (with emulation when KVM cannot run guests), creates the
-// node bridge, and then proves the whole path: a diskless VMI whose bridge interface sits on a
-// NetworkAttachmentDefinition for that bridge (no IPAM, MAC de:00:00:00:00:de, bootOrder 1,
-// BIOS serial) reaches Running and its serial console, read through kubevirt.io/client-go,
-// shows iPXE starting on that interface. Ctrl-C, or any failure, deletes the cluster again.
-// "down" deletes the cluster and the kubeconfig "up" wrote.
+// "up" takes its images from registries or builds them here (PXEC_IMAGES=auto|upstream|offline,
+// PXEC_IMAGES_FILE; see sources.go and README "Image sources") and prints where each came from.
+// Offline, it builds every image from Go modules and Debian packages (ci/imagebuilder, cached
+// by inputs); from an image set, it builds only the CNI plugins, the PXE server and, where the
+// kernel has no dummy links, our adapted virt-handler. It creates a kind cluster, loads the
+// images it built into the nodes, installs Multus and KubeVirt (with emulation when KVM cannot
+// run guests), creates the node bridge, and then proves the whole path: a diskless VMI whose
+// bridge interface sits on a NetworkAttachmentDefinition for that bridge (no IPAM, MAC
+// de:00:00:00:00:de, bootOrder 1, BIOS serial) reaches Running and its serial console, read
+// through kubevirt.io/client-go, shows iPXE starting on that interface. Ctrl-C, or any failure,
+// deletes the cluster again. "down" deletes the cluster and the kubeconfig "up" wrote.
+// "list-images" prints the images of the set in use, one reference per line.
+//
+// Bad values of the variables or flags end the command with exit status 2 (build it rather
+// than `go run` it to see that status; go run turns it into 1).
 package main
 
 import (
@@ -23,6 +31,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -37,8 +46,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "images-present") {
-		fmt.Fprintln(os.Stderr, "usage: go run ./ci/cluster up|down|images-present [--name pxec] [--kubeconfig FILE] [--bridge br1] [--isolation-bridge br2]")
+	verbs := []string{"up", "down", "images-present", "list-images"}
+	if len(os.Args) < 2 || !slices.Contains(verbs, os.Args[1]) {
+		fmt.Fprintln(os.Stderr, "usage: cluster up|down|images-present|list-images [--name pxec] [--kubeconfig FILE] [--bridge br1] [--isolation-bridge br2] [--node-registry HOST=URL]")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
@@ -49,6 +59,15 @@ func main() {
 	bridge := flags.String("bridge", "br1", "node bridge for the PXE network")
 	isolation := flags.String("isolation-bridge", "br2", "second node bridge, unconnected to --bridge, for the suite's isolation spec; empty for none")
 	keep := flags.Bool("keep-on-failure", false, "leave the cluster up when the proof fails, for debugging")
+	var registries []cluster.CreateOption
+	flags.Func("node-registry", "HOST=URL: the nodes pull images named HOST/... from URL (a registry on this host's loopback, served on the nodes' network); repeatable", func(v string) error {
+		host, endpoint, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("%q: want HOST=URL, e.g. 127.0.0.1:5000=http://172.18.0.1:5000", v)
+		}
+		registries = append(registries, cluster.WithRegistryEndpoint(host, endpoint))
+		return nil
+	})
 	_ = flags.Parse(os.Args[2:])
 	if *kubeconfig == "" {
 		*kubeconfig = filepath.Join(*cache, "kind-"+*name+".kubeconfig")
@@ -59,11 +78,13 @@ func main() {
 	var err error
 	switch verb {
 	case "up":
-		err = up(ctx, upConfig{cache: *cache, name: *name, kubeconfig: *kubeconfig, bridge: *bridge, isolation: *isolation, keep: *keep})
+		err = up(ctx, upConfig{cache: *cache, name: *name, kubeconfig: *kubeconfig, bridge: *bridge, isolation: *isolation, keep: *keep, registries: registries})
 	case "down":
 		err = down(ctx, *name, *kubeconfig)
 	case "images-present":
 		err = imagesPresent(ctx, build.Options{Cache: *cache})
+	case "list-images":
+		err = listImages(os.Stdout, os.Getenv, build.Options{Cache: *cache})
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -71,6 +92,10 @@ func main() {
 			os.Exit(130)
 		}
 		fmt.Fprintln(os.Stderr, "cluster:", err)
+		var usage usageError
+		if errors.As(err, &usage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -78,6 +103,7 @@ func main() {
 type upConfig struct {
 	cache, name, kubeconfig, bridge, isolation string
 	keep                                       bool
+	registries                                 []cluster.CreateOption // WithRegistryEndpoint, from --node-registry
 }
 
 func up(ctx context.Context, cfg upConfig) (err error) {
@@ -96,20 +122,20 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 	progress := build.NewProgress(out, 30*time.Second)
 	o := build.Options{Cache: cfg.cache, Log: logFile, Progress: progress}
 
-	// 1. Images, from Go modules and Debian packages only.
-	var images []string
-	for _, t := range []struct {
-		name  string
-		build func(context.Context, build.Options) ([]string, error)
-	}{{"node", node.Build}, {"kubevirt", kubevirt.Build}, {"network", network.Build}} {
-		names, err := t.build(ctx, o)
-		if err != nil {
-			return fmt.Errorf("build %s images: %w", t.name, err)
-		}
-		if t.name != "node" {
-			images = append(images, names...)
-		}
+	// 1. Images: from the image set's registries, or built from Go modules and Debian packages.
+	req, err := readRequest(os.Getenv)
+	if err != nil {
+		return err
 	}
+	src, err := choose(ctx, req, out)
+	if err != nil {
+		return err
+	}
+	d, err := prepare(ctx, src, o)
+	if err != nil {
+		return err
+	}
+	printTable(out, src, o)
 
 	// 2. The cluster. Anything that fails from here on (or Ctrl-C) deletes it again.
 	probe, err := kvm.Probe(ctx)
@@ -120,8 +146,9 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 	var c *cluster.Cluster
 	if err := progress.Step("create kind cluster "+cfg.name, func() error {
 		var err error
-		c, err = cluster.CreateKind(ctx, cfg.name, cluster.WithNodeImage(node.ImageName(o)),
-			cluster.WithKVM(probe.Usable), cluster.WithKubeconfig(cfg.kubeconfig), cluster.WithLog(logFile))
+		opts := append([]cluster.CreateOption{cluster.WithNodeImage(d.nodeImage),
+			cluster.WithKVM(probe.Usable), cluster.WithKubeconfig(cfg.kubeconfig), cluster.WithLog(logFile)}, cfg.registries...)
+		c, err = cluster.CreateKind(ctx, cfg.name, opts...)
 		return err
 	}); err != nil {
 		return err
@@ -150,14 +177,14 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 			return err
 		}
 	}
-	if err := progress.Step(fmt.Sprintf("load %d images into the nodes", len(images)), func() error {
-		return c.LoadImages(ctx, images...)
+	if err := progress.Step(fmt.Sprintf("load %d images built here into the nodes", len(d.load)), func() error {
+		return c.LoadImages(ctx, d.load...)
 	}); err != nil {
 		return err
 	}
 
 	// 3. Multus, KubeVirt, the node bridge, and the proof.
-	if err := install(ctx, c, o, probe.Usable, out, cfg.bridge, cfg.isolation); err != nil {
+	if err := install(ctx, c, d, o.Progress, probe.Usable, out, cfg.bridge, cfg.isolation); err != nil {
 		return err
 	}
 	proof := settings.Default()
@@ -168,7 +195,8 @@ func up(ctx context.Context, cfg upConfig) (err error) {
 		return err
 	}
 	fmt.Fprintf(out, "\ncluster: %s is up and PXE-capable in %s\n", cfg.name, time.Since(start).Round(time.Second))
-	fmt.Fprintf(out, "cluster: KubeVirt %s runs virt-handler %s: %s\n", kubevirt.Version, kubevirt.ImageNames(o).HandlerNoDummy, kubevirt.Adaptation)
+	fmt.Fprintf(out, "cluster: KubeVirt %s runs virt-handler %s\n", kubevirt.Version, d.handler)
+	printTable(out, src, o)
 	fmt.Fprintf(out, "cluster: export KUBECONFIG=%s\n", cfg.kubeconfig)
 	return nil
 }

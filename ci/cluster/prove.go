@@ -27,21 +27,28 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/framework/vmiguest"
 )
 
-// install puts Multus and KubeVirt into the cluster and creates the node bridge on every node.
-// The isolation bridge, when named, is a second bridge that nothing connects to the first.
-func install(ctx context.Context, c *cluster.Cluster, o build.Options, kvm bool, out io.Writer, bridge, isolation string) error {
-	p := o.Progress
+// install puts Multus (and the CNI plugins the nodes lack) and KubeVirt into the cluster, as d
+// says, and creates the node bridge on every node. The isolation bridge, when named, is a
+// second bridge that nothing connects to the first.
+func install(ctx context.Context, c *cluster.Cluster, d deployment, p *build.Progress, kvm bool, out io.Writer, bridge, isolation string) error {
+	if d.cniPluginsImage != "" {
+		if err := p.Step("install the CNI plugins the nodes lack", func() error {
+			_, err := multus.InstallCNIPlugins(ctx, c.REST, multus.WithImage(d.cniPluginsImage), multus.WithLog(out))
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	if err := p.Step("install Multus", func() error {
-		_, err := multus.InstallMultus(ctx, c.REST, multus.WithLog(out))
+		_, err := multus.InstallMultus(ctx, c.REST, append(d.multus, multus.WithLog(out))...)
 		return err
 	}); err != nil {
 		return err
 	}
 	if err := p.Step("install KubeVirt "+kvbuild.Version, func() error {
-		inst, err := kubevirt.Install(ctx, c.REST,
-			kubevirt.WithOperatorManifestFile(kvbuild.ManifestPath(o)),
+		inst, err := kubevirt.Install(ctx, c.REST, append(d.kubevirt,
 			kubevirt.WithEmulation(!kvm),
-			kubevirt.WithProgress(out))
+			kubevirt.WithProgress(out))...)
 		if err != nil {
 			return err
 		}

@@ -133,6 +133,9 @@ func (c *Cluster) create(ctx context.Context, o createOptions, useKVM bool) erro
 	if err := c.refreshNodes(); err != nil {
 		return err
 	}
+	if err := c.writeRegistryHosts(ctx, o.registries); err != nil {
+		return err
+	}
 	if err := c.guardServices(ctx, renderConfig(o, useKVM).Networking.ServiceSubnet); err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 
 	"github.com/pxe-conformance/pxe-conformance/framework/kvm"
@@ -9,9 +11,17 @@ import (
 // kvmDevice is the device a node needs for KubeVirt to run guests with hardware acceleration.
 const kvmDevice = kvm.Device
 
+// registryHostsDir is where the nodes' containerd looks for a hosts.toml per registry host.
+const registryHostsDir = "/etc/containerd/certs.d"
+
+// registryConfigPatch points containerd's CRI plugin at registryHostsDir (containerd 1.5 and
+// later; kind's local-registry guide does the same).
+const registryConfigPatch = `[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "` + registryHostsDir + `"`
+
 // renderConfig turns the options into the kind config CreateKind passes on: the given config
-// (one control-plane node when it names none), the extra workers, and /dev/kvm on every node
-// when kvm is set.
+// (one control-plane node when it names none), the extra workers, /dev/kvm on every node when
+// kvm is set, and containerd's registry hosts directory when WithRegistryEndpoint names one.
 func renderConfig(o createOptions, useKVM bool) *v1alpha4.Cluster {
 	cfg := &v1alpha4.Cluster{}
 	if o.config != nil {
@@ -24,6 +34,9 @@ func renderConfig(o createOptions, useKVM bool) *v1alpha4.Cluster {
 	}
 	for i := 0; i < o.workers; i++ {
 		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole})
+	}
+	if len(o.registries) > 0 {
+		cfg.ContainerdConfigPatches = append(cfg.ContainerdConfigPatches, registryConfigPatch)
 	}
 	if useKVM {
 		for i := range cfg.Nodes {
@@ -42,4 +55,10 @@ func hasMount(n v1alpha4.Node, containerPath string) bool {
 		}
 	}
 	return false
+}
+
+// registryHosts renders the hosts.toml that sends containerd's pulls for a registry host to
+// endpoint.
+func registryHosts(endpoint string) string {
+	return fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", endpoint)
 }

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 )
 
@@ -68,5 +70,34 @@ func TestRenderConfigLeavesCallerConfigAlone(t *testing.T) {
 	renderConfig(o, true)
 	if len(o.config.Nodes) != 1 || len(o.config.Nodes[0].ExtraMounts) != 0 {
 		t.Errorf("renderConfig changed the stored config: %+v", o.config.Nodes)
+	}
+}
+
+func TestRegistryEndpointsPatchContainerdAndRenderHostsTOML(t *testing.T) {
+	o := defaultCreateOptions()
+	if patches := renderConfig(o, false).ContainerdConfigPatches; len(patches) != 0 {
+		t.Errorf("patches without a registry endpoint: %q", patches)
+	}
+	if err := WithRegistryEndpoint("127.0.0.1:5000", "http://172.18.0.1:5000").apply(&o); err != nil {
+		t.Fatal(err)
+	}
+	patches := renderConfig(o, false).ContainerdConfigPatches
+	if len(patches) != 1 || !strings.Contains(patches[0], `config_path = "/etc/containerd/certs.d"`) {
+		t.Fatalf("patches %q, want containerd's registry config_path", patches)
+	}
+	var patch map[string]any
+	if _, err := toml.Decode(patches[0], &patch); err != nil {
+		t.Errorf("patch is not TOML: %v\n%s", err, patches[0])
+	}
+	var hosts struct {
+		Host map[string]struct{ Capabilities []string }
+	}
+	text := registryHosts(o.registries["127.0.0.1:5000"])
+	if _, err := toml.Decode(text, &hosts); err != nil {
+		t.Fatalf("hosts.toml is not TOML: %v\n%s", err, text)
+	}
+	h, ok := hosts.Host["http://172.18.0.1:5000"]
+	if !ok || strings.Join(h.Capabilities, ",") != "pull,resolve" {
+		t.Errorf("hosts.toml %q: want the endpoint as a host for pull and resolve", text)
 	}
 }

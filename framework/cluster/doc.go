@@ -1,6 +1,8 @@
 // Package cluster gives specs a Kubernetes cluster: a kind cluster it creates through kind's Go
-// API (sigs.k8s.io/kind/pkg/cluster, no kind binary) from the offline node image, or an existing
-// cluster reached through a kubeconfig.
+// API (sigs.k8s.io/kind/pkg/cluster, no kind binary) from the offline node image or another
+// (WithNodeImage: kind's own, pulled), or an existing cluster reached through a kubeconfig. The
+// nodes' containerd can be sent to a registry under another address than its images' names
+// carry (WithRegistryEndpoint: a registry on this host's loopback).
 //
 // A *Cluster undoes only what it did: Delete removes a cluster that CreateKind made (and the
 // temporary kubeconfig it wrote), and does nothing to a cluster found with Existing. /dev/kvm is

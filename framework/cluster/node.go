@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
@@ -99,6 +100,26 @@ func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("load images %v into node %s: %w", images, n, withKindOutput(err))
+		}
+	}
+	return nil
+}
+
+// writeRegistryHosts writes, on every node, the hosts.toml of each registry host (sorted),
+// before anything is pulled; containerd reads the directory at each pull.
+func (c *Cluster) writeRegistryHosts(ctx context.Context, registries map[string]string) error {
+	hosts := make([]string, 0, len(registries))
+	for h := range registries {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, n := range c.Nodes {
+		for _, h := range hosts {
+			dir := registryHostsDir + "/" + h
+			// The directory and the file's text travel as arguments: nothing to quote.
+			if _, err := c.NodeExec(ctx, n, "sh", "-c", `mkdir -p "$1" && printf '%s' "$2" >"$1/hosts.toml"`, "sh", dir, registryHosts(registries[h])); err != nil {
+				return fmt.Errorf("send node %s's pulls from %s to %s: %w", n, h, registries[h], err)
+			}
 		}
 	}
 	return nil

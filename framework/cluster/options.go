@@ -3,9 +3,11 @@ package cluster
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"regexp"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 )
 
@@ -32,6 +34,8 @@ type createOptions struct {
 	kubeconfig   string
 	readyTimeout time.Duration
 	log          io.Writer
+	// registries maps a registry host, as image names carry it, to the URL the nodes reach it at.
+	registries map[string]string
 }
 
 func defaultCreateOptions() createOptions {
@@ -100,6 +104,27 @@ func WithReadyTimeout(d time.Duration) CreateOption {
 			return fmt.Errorf("ready timeout: %s: must be positive", d)
 		}
 		o.readyTimeout = d
+		return nil
+	})
+}
+
+// WithRegistryEndpoint makes the nodes' containerd fetch every image named host/... from
+// endpoint instead, the way kind's local-registry guide does it: containerd's registry
+// config_path, and a hosts.toml for host on every node. It is for a registry the nodes cannot
+// reach under the name the images carry, such as one on the host's loopback
+// (127.0.0.1:5000), served to the nodes on their Docker network's gateway.
+func WithRegistryEndpoint(host, endpoint string) CreateOption {
+	return createOptionFunc(func(o *createOptions) error {
+		if _, err := name.NewRegistry(host, name.StrictValidation); err != nil || host == "" {
+			return fmt.Errorf("registry host: %q: must be a registry host[:port] as image names carry it", host)
+		}
+		if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("registry endpoint for %s: %q: must be an http or https URL of a host[:port] and nothing else", host, endpoint)
+		}
+		if o.registries == nil {
+			o.registries = map[string]string{}
+		}
+		o.registries[host] = endpoint
 		return nil
 	})
 }

@@ -21,6 +21,9 @@ func TestCreateOptionErrorsNameFieldAndValue(t *testing.T) {
 		{"empty kubeconfig", WithKubeconfig(""), []string{"kubeconfig", `""`}},
 		{"zero ready timeout", WithReadyTimeout(0), []string{"ready timeout", "0s"}},
 		{"bad node role", WithConfig(v1alpha4.Cluster{Nodes: []v1alpha4.Node{{Role: "master"}}}), []string{"nodes[0].role", `"master"`}},
+		{"registry host with a path", WithRegistryEndpoint("127.0.0.1:5000/kubevirt", "http://172.18.0.1:5000"), []string{"registry host", `"127.0.0.1:5000/kubevirt"`}},
+		{"registry endpoint without scheme", WithRegistryEndpoint("127.0.0.1:5000", "172.18.0.1:5000"), []string{"registry endpoint for 127.0.0.1:5000", `"172.18.0.1:5000"`}},
+		{"registry endpoint with a path", WithRegistryEndpoint("127.0.0.1:5000", "http://172.18.0.1:5000/v2"), []string{"registry endpoint", `"http://172.18.0.1:5000/v2"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,9 @@
 // guests need emulation.
 //
 // Install applies an operator manifest (KubeVirt's own, or the lab's offline build from
-// ci/imagebuilder/kubevirt) with server-side apply, creates the KubeVirt custom resource with
+// ci/imagebuilder/kubevirt) with server-side apply, optionally pointing the operator at each
+// component's image (WithImages: pinned digests, a mirror, our own virt-handler), creates the
+// KubeVirt custom resource with
 // imagePullPolicy IfNotPresent and, when KVM cannot run guests, useEmulation, and waits for the
 // resource to become Available. A cluster that already runs KubeVirt (a vendor's certification
 // cluster, say) is detected and left exactly as it is; Uninstall then does nothing. Otherwise

@@ -100,6 +100,9 @@ func Install(ctx context.Context, cfg *rest.Config, opts ...Option) (*Installati
 	if err == nil {
 		err = checkOperatorManifest(objs, o.namespace)
 	}
+	if err == nil && o.images != (Images{}) {
+		err = SetOperatorImages(objs, o.images)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("install kubevirt: operator manifest %s: %w", o.manifestSource, err)
 	}
@@ -216,8 +219,8 @@ func (i *Installation) createKubeVirt(ctx context.Context) error {
 }
 
 // waitAvailable waits for the Available condition, reporting the phase and pods now and then.
-// Pods that cannot get their image fail the wait at once: nothing here pulls, so they would
-// never recover.
+// Pods that cannot get their image fail the wait at once, with the kubelet's reason: an image
+// the nodes lack, or one their registry refused, does not appear while the wait goes on.
 func (i *Installation) waitAvailable(ctx context.Context, cfg *rest.Config, start time.Time) (*kvv1.KubeVirt, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -315,7 +318,7 @@ func imageFailure(pods []corev1.Pod) error {
 			}
 			switch w.Reason {
 			case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName":
-				return fmt.Errorf("pod %s/%s container %s: %s for image %s: %s (load the image into the nodes)",
+				return fmt.Errorf("pod %s/%s container %s: %s for image %s: %s (load the image into the nodes, or make its registry reachable from them)",
 					p.Namespace, p.Name, s.Name, w.Reason, s.Image, w.Message)
 			}
 		}

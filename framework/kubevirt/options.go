@@ -32,6 +32,7 @@ type options struct {
 	namespace, name  string
 	emulation        *bool
 	virtTemplate     bool
+	images           Images
 	availableTimeout time.Duration
 	deleteTimeout    time.Duration
 	progress         io.Writer

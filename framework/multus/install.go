@@ -33,7 +33,9 @@ import (
 )
 
 // Image names the offline builder (ci/imagebuilder/network) produces; WithImage replaces them
-// on clusters that get their images from elsewhere.
+// on clusters that get their images from elsewhere. The Multus image (ours, or upstream's thin
+// image) only provides the plugin, through its /install_multus; the CNI plugins image also
+// carries pxec-cni-setup, which runs in Multus's DaemonSet and in every cleanup pod.
 const (
 	DefaultMultusImage     = "pxec.local/multus:v4.2.2"
 	DefaultCNIPluginsImage = "pxec.local/cni-plugins:v1.7.1"
@@ -68,6 +70,7 @@ func (f installOptionFunc) applyInstall(s *installSettings) error { return f(s) 
 
 type installSettings struct {
 	image          string
+	setupImage     string // runs pxec-cni-setup: the DaemonSet's containers and the cleanup pods
 	binDir         string
 	confDir        string
 	rolloutTimeout time.Duration
@@ -80,13 +83,27 @@ func fieldError(field, value, reason string) error {
 	return fmt.Errorf("%s %q: %s", field, value, reason)
 }
 
-// WithImage runs the component from image instead of the builder's pxec.local image.
+// WithImage takes the component from image instead of the builder's pxec.local image: for
+// Multus, an image laid out as upstream's thin image (/install_multus, the plugin under
+// /usr/src/multus-cni/bin).
 func WithImage(image string) InstallOption {
 	return installOptionFunc(func(s *installSettings) error {
 		if image == "" {
 			return fieldError("image", image, "must not be empty")
 		}
 		s.image = image
+		return nil
+	})
+}
+
+// WithSetupImage runs pxec-cni-setup, in Multus's DaemonSet and in its cleanup pods, from image
+// instead of DefaultCNIPluginsImage. InstallCNIPlugins runs it from its own image (WithImage).
+func WithSetupImage(image string) InstallOption {
+	return installOptionFunc(func(s *installSettings) error {
+		if image == "" {
+			return fieldError("setup image", image, "must not be empty")
+		}
+		s.setupImage = image
 		return nil
 	})
 }
@@ -212,6 +229,8 @@ func InstallCNIPlugins(ctx context.Context, cfg *rest.Config, opts ...InstallOpt
 	if err != nil {
 		return nil, fmt.Errorf("install CNI plugins: %w", err)
 	}
+	// The plugins image runs its own pxec-cni-setup.
+	s.setupImage = s.image
 	c, err := newClients(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("install CNI plugins: %w", err)
@@ -220,7 +239,7 @@ func InstallCNIPlugins(ctx context.Context, cfg *rest.Config, opts ...InstallOpt
 }
 
 func newSettings(image string, opts []InstallOption) (installSettings, error) {
-	s := installSettings{image: image, binDir: "/opt/cni/bin", confDir: "/etc/cni/net.d",
+	s := installSettings{image: image, setupImage: DefaultCNIPluginsImage, binDir: "/opt/cni/bin", confDir: "/etc/cni/net.d",
 		rolloutTimeout: DefaultRolloutTimeout, cleanupTimeout: DefaultCleanupTimeout, log: io.Discard}
 	for _, o := range opts {
 		if err := o.applyInstall(&s); err != nil {
@@ -297,9 +316,10 @@ func (c *clients) foreignMultus(ctx context.Context) (string, error) {
 	return "", nil
 }
 
-// customize applies the image and host directories to a DaemonSet of ours: the container's
-// image, the hostPath volumes, the --bin-dir/--conf-dir flags and the mount points under
-// /host, which pxec-cni-setup expects to mirror the host paths.
+// customize applies the images and host directories to a DaemonSet of ours: the component's
+// image to the init containers (Multus's installer), the setup image to the containers (which
+// run pxec-cni-setup), the hostPath volumes, the --bin-dir/--conf-dir flags and the mount
+// points under /host, which pxec-cni-setup expects to mirror the host paths.
 func customize(o *unstructured.Unstructured, s installSettings) error {
 	if o.GetKind() != "DaemonSet" {
 		return nil
@@ -315,9 +335,12 @@ func customize(o *unstructured.Unstructured, s installSettings) error {
 			v.HostPath.Path = d
 		}
 	}
+	for i := range ds.Spec.Template.Spec.InitContainers {
+		ds.Spec.Template.Spec.InitContainers[i].Image = s.image
+	}
 	for i := range ds.Spec.Template.Spec.Containers {
 		ctr := &ds.Spec.Template.Spec.Containers[i]
-		ctr.Image = s.image
+		ctr.Image = s.setupImage
 		for j := range ctr.VolumeMounts {
 			if d, ok := dirs[ctr.VolumeMounts[j].Name]; ok {
 				ctr.VolumeMounts[j].MountPath = hostMountRoot + d
@@ -482,7 +505,7 @@ func cleanupPod(component, node string, s installSettings) *corev1.Pod {
 		Labels:    map[string]string{"app.kubernetes.io/name": "pxec-" + component + "-cleanup"},
 	}, node, corev1.Container{
 		Name:            "cleanup",
-		Image:           s.image,
+		Image:           s.setupImage,
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command: []string{setupBinary, "cleanup", "--owner=" + component,
 			"--bin-dir=" + s.binDir, "--conf-dir=" + s.confDir},

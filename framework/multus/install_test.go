@@ -49,9 +49,15 @@ func TestManifestsMarkEveryObjectOursAndUseTheBuilderImages(t *testing.T) {
 				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &ds); err != nil {
 					t.Fatal(err)
 				}
-				for _, c := range ds.Spec.Template.Spec.Containers {
+				for _, c := range ds.Spec.Template.Spec.InitContainers {
 					if c.Image != tc.image {
-						t.Errorf("container %s runs %s, want the builder's %s", c.Name, c.Image, tc.image)
+						t.Errorf("init container %s runs %s, want the builder's %s", c.Name, c.Image, tc.image)
+					}
+				}
+				// pxec-cni-setup comes from the CNI plugins image, in both DaemonSets.
+				for _, c := range ds.Spec.Template.Spec.Containers {
+					if c.Image != DefaultCNIPluginsImage {
+						t.Errorf("container %s runs %s, want the builder's %s", c.Name, c.Image, DefaultCNIPluginsImage)
 					}
 				}
 				if ds.Spec.Template.Labels[apply.ManagedByLabel] != apply.ManagedByValue {
@@ -71,7 +77,8 @@ func TestCustomizeMovesImageAndHostDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := newSettings(DefaultMultusImage, []InstallOption{
-		WithImage("registry.example/multus:x"), WithCNIBinDir("/var/lib/cni/bin"), WithCNIConfDir("/etc/kubernetes/cni/net.d"),
+		WithImage("registry.example/multus:x"), WithSetupImage("registry.example/cni-plugins:y"),
+		WithCNIBinDir("/var/lib/cni/bin"), WithCNIConfDir("/etc/kubernetes/cni/net.d"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -87,9 +94,15 @@ func TestCustomizeMovesImageAndHostDirectories(t *testing.T) {
 			}
 		}
 	}
+	if i := ds.Spec.Template.Spec.InitContainers[0]; i.Image != "registry.example/multus:x" || i.Command[0] != "/install_multus" {
+		t.Errorf("init container runs %s from %s, want Multus's installer from the Multus image", i.Command, i.Image)
+	}
 	c := ds.Spec.Template.Spec.Containers[0]
-	if c.Image != "registry.example/multus:x" {
-		t.Errorf("image %s", c.Image)
+	if c.Image != "registry.example/cni-plugins:y" {
+		t.Errorf("container image %s, want the setup image", c.Image)
+	}
+	if p := cleanupPod("multus", "kind-worker", s); p.Spec.Containers[0].Image != "registry.example/cni-plugins:y" {
+		t.Errorf("cleanup pod runs %s, want the setup image", p.Spec.Containers[0].Image)
 	}
 	args := strings.Join(c.Command, " ")
 	for _, want := range []string{"--bin-dir=/var/lib/cni/bin", "--conf-dir=/etc/kubernetes/cni/net.d"} {
@@ -103,7 +116,9 @@ func TestCustomizeMovesImageAndHostDirectories(t *testing.T) {
 	}
 	paths := map[string]string{}
 	for _, v := range ds.Spec.Template.Spec.Volumes {
-		paths[v.Name] = v.HostPath.Path
+		if v.HostPath != nil {
+			paths[v.Name] = v.HostPath.Path
+		}
 	}
 	want := map[string][2]string{
 		"cni-bin":  {"/var/lib/cni/bin", "/host/var/lib/cni/bin"},
@@ -122,6 +137,7 @@ func TestInstallOptionsRefuseBadValues(t *testing.T) {
 		field string
 	}{
 		{WithImage(""), "image"},
+		{WithSetupImage(""), "setup image"},
 		{WithCNIBinDir("opt/cni/bin"), "CNI bin dir"},
 		{WithCNIBinDir("/"), "CNI bin dir"},
 		{WithCNIConfDir("/etc/cni/../net.d"), "CNI conf dir"},

@@ -292,7 +292,7 @@ spec:
           value: v1.9.0
 `
 
-func TestSetOperatorEnvPointsTheOperatorAtAnotherHandler(t *testing.T) {
+func TestSetHandlerImagePointsTheOperatorAtAnotherHandler(t *testing.T) {
 	for _, tc := range []struct {
 		name, manifest string
 	}{
@@ -301,7 +301,7 @@ func TestSetOperatorEnvPointsTheOperatorAtAnotherHandler(t *testing.T) {
 			"        - name: VIRT_HANDLER_IMAGE\n          value: quay.io/kubevirt/virt-handler:v1.9.0\n        - name: KUBEVIRT_VERSION", 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := setOperatorEnv([]byte(tc.manifest), handlerImageEnv, "pxec.local/kubevirt/virt-handler:x")
+			out, err := setHandlerImage([]byte(tc.manifest), "pxec.local/kubevirt/virt-handler:x")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -317,8 +317,8 @@ func TestSetOperatorEnvPointsTheOperatorAtAnotherHandler(t *testing.T) {
 	}
 }
 
-func TestSetOperatorEnvNeedsTheOperatorDeployment(t *testing.T) {
-	_, err := setOperatorEnv([]byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubevirt\n"), handlerImageEnv, "x")
+func TestSetHandlerImageNeedsTheOperatorDeployment(t *testing.T) {
+	_, err := setHandlerImage([]byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubevirt\n"), "x")
 	if err == nil || !strings.Contains(err.Error(), "no virt-operator Deployment") {
 		t.Errorf("error %v, want no virt-operator Deployment", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+	"github.com/pxe-conformance/pxe-conformance/framework/kubevirt"
 )
 
 // buildManifest renders the operator manifest with KubeVirt's own manifest-templator, in the
@@ -60,7 +61,7 @@ func buildManifest(ctx context.Context, o build.Options, src source, bins binari
 		if err != nil {
 			return err
 		}
-		if manifest, err = setOperatorEnv(manifest, handlerImageEnv, names.HandlerNoDummy); err != nil {
+		if manifest, err = setHandlerImage(manifest, names.HandlerNoDummy); err != nil {
 			return fmt.Errorf("manifest from %s: %w", templator, err)
 		}
 		if err := checkManifest(manifest, names); err != nil {
@@ -91,50 +92,24 @@ func checkManifest(manifest []byte, names Images) error {
 // handlerImageEnv is the virt-operator variable that names the virt-handler image.
 const handlerImageEnv = "VIRT_HANDLER_IMAGE"
 
-// setOperatorEnv sets an environment variable of the virt-operator container in the manifest's
-// virt-operator Deployment. Only that document is rewritten; the others stay byte for byte.
-func setOperatorEnv(manifest []byte, name, value string) ([]byte, error) {
+// setHandlerImage makes the manifest's virt-operator deploy virt-handler from image
+// (framework/kubevirt.SetOperatorImages). Only the operator's document is rewritten; the others
+// stay byte for byte.
+func setHandlerImage(manifest []byte, image string) ([]byte, error) {
 	docs := splitDocuments(string(manifest))
 	for i, doc := range docs {
 		var obj map[string]any
 		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
 			return nil, fmt.Errorf("manifest document %d: %w", i+1, err)
 		}
-		u := unstructured.Unstructured{Object: obj}
+		u := &unstructured.Unstructured{Object: obj}
 		if obj == nil || u.GetKind() != "Deployment" || u.GetName() != "virt-operator" {
 			continue
 		}
-		containers, _, err := unstructured.NestedSlice(obj, "spec", "template", "spec", "containers")
-		if err != nil {
-			return nil, fmt.Errorf("virt-operator Deployment: %w", err)
-		}
-		found := false
-		for _, c := range containers {
-			cm, ok := c.(map[string]any)
-			if !ok || cm["name"] != "virt-operator" {
-				continue
-			}
-			found = true
-			env, _ := cm["env"].([]any)
-			replaced := false
-			for _, e := range env {
-				if em, ok := e.(map[string]any); ok && em["name"] == name {
-					em["value"], replaced = value, true
-					delete(em, "valueFrom")
-				}
-			}
-			if !replaced {
-				env = append(env, map[string]any{"name": name, "value": value})
-			}
-			cm["env"] = env
-		}
-		if !found {
-			return nil, fmt.Errorf("virt-operator Deployment has no virt-operator container")
-		}
-		if err := unstructured.SetNestedSlice(obj, containers, "spec", "template", "spec", "containers"); err != nil {
+		if err := kubevirt.SetOperatorImages([]*unstructured.Unstructured{u}, kubevirt.Images{Handler: image}); err != nil {
 			return nil, err
 		}
-		out, err := yaml.Marshal(obj)
+		out, err := yaml.Marshal(u.Object)
 		if err != nil {
 			return nil, err
 		}

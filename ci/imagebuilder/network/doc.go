@@ -1,11 +1,12 @@
 // Package network builds the cluster network's images and the PXE server's, with no registry:
 //
-//   - pxec.local/multus:v4.2.2: the Multus thin plugin, built from
-//     gopkg.in/k8snetworkplumbingwg/multus-cni.v4, and pxec-cni-setup (./cnisetup), which
-//     installs it on each node and writes Multus's config and kubeconfig;
+//   - pxec.local/multus:v4.2.2: the Multus thin plugin, passthru and Multus's installer, built
+//     from gopkg.in/k8snetworkplumbingwg/multus-cni.v4 and laid out as upstream's thin image
+//     (/install_multus, /usr/src/multus-cni/bin), so that either serves Multus's DaemonSet;
 //   - pxec.local/cni-plugins:v1.7.1: bridge, static, tuning and host-local from
-//     github.com/containernetworking/plugins, and pxec-cni-setup to copy them onto nodes that
-//     lack them;
+//     github.com/containernetworking/plugins, and pxec-cni-setup (./cnisetup), which copies them
+//     onto nodes that lack them, and in Multus's DaemonSet installs the plugin on each node
+//     and writes Multus's config and kubeconfig;
 //   - pxec.local/pxe-server:dev: the PXE server of fixtures/pxe-server on busybox-static (for
 //     tar, so a payload can be streamed into the pod, and for ip, to look at its links) with
 //     Debian's iPXE boot files in /usr/lib/ipxe. The guest payload is not in the image: it is

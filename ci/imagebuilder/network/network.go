@@ -39,12 +39,17 @@ func cniPluginPackages() [][2]string {
 // Image names, as the framework's manifests expect them under the default prefix.
 // ImageNames returns the names Build gives its images under o's prefix.
 func ImageNames(o build.Options) []string {
-	return []string{multusImage(o), cniPluginsImage(o), pxeServerImage(o)}
+	return []string{MultusImage(o), CNIPluginsImage(o), PXEServerImage(o)}
 }
 
-func multusImage(o build.Options) string     { return o.Image("multus", MultusVersion) }
-func cniPluginsImage(o build.Options) string { return o.Image("cni-plugins", CNIPluginsVersion) }
-func pxeServerImage(o build.Options) string  { return o.Image("pxe-server", PXEServerTag) }
+// MultusImage names the Multus image under o's prefix.
+func MultusImage(o build.Options) string { return o.Image("multus", MultusVersion) }
+
+// CNIPluginsImage names the CNI plugins image under o's prefix.
+func CNIPluginsImage(o build.Options) string { return o.Image("cni-plugins", CNIPluginsVersion) }
+
+// PXEServerImage names the PXE server image under o's prefix.
+func PXEServerImage(o build.Options) string { return o.Image("pxe-server", PXEServerTag) }
 
 // Build makes the Multus, CNI plugins and PXE server images, each only when its inputs
 // changed, and returns their names.
@@ -54,6 +59,17 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 		return nil, err
 	}
 	return b.images(ctx, b.multus, b.cniPlugins, b.pxeServer)
+}
+
+// BuildOwn makes only the images a cluster whose other images come from registries still
+// takes from us: the CNI plugins (kind's node image lacks bridge, static and tuning) and the
+// PXE server.
+func BuildOwn(ctx context.Context, o build.Options) ([]string, error) {
+	b, err := newBuilder(o)
+	if err != nil {
+		return nil, err
+	}
+	return b.images(ctx, b.cniPlugins, b.pxeServer)
 }
 
 // images runs each image step in turn and returns the names of the images made, up to the
@@ -105,29 +121,34 @@ func (b *builder) image(ctx context.Context, name, inputs string, instructions [
 	})
 }
 
-// multus builds pxec.local/multus: the multus thin plugin and pxec-cni-setup.
+// multus builds pxec.local/multus laid out as upstream's thin image (its images/Dockerfile):
+// multus, passthru and install_multus in /usr/src/multus-cni/bin, install_multus also at /.
 func (b *builder) multus(ctx context.Context) (string, error) {
-	name := multusImage(b.o)
-	setupHash, err := b.localHash(ctx, "./ci/imagebuilder/network/cnisetup")
-	if err != nil {
-		return "", err
-	}
-	inputs := build.Hash(recipe, "multus", MultusModule, MultusVersion, runtime.Version(), setupHash)
-	err = b.image(ctx, name, inputs, []string{`ENTRYPOINT ["/usr/bin/pxec-cni-setup"]`}, func(root string) error {
-		lib := filepath.Join(root, "usr/lib/pxec/cni")
+	name := MultusImage(b.o)
+	inputs := build.Hash(recipe, "multus", MultusModule, MultusVersion, runtime.Version(), "layout=upstream-thin")
+	err := b.image(ctx, name, inputs, []string{`ENTRYPOINT ["/install_multus"]`}, func(root string) error {
+		bin := filepath.Join(root, "usr/src/multus-cni/bin")
 		ldflags := "-s -w -X " + MultusModule + "/pkg/multus.version=" + MultusVersion +
 			" -X " + MultusModule + "/pkg/multus.releaseStatus=,released"
-		if err := b.goBuildModule(ctx, MultusModule, MultusVersion, ldflags, lib, "./cmd/multus"); err != nil {
+		if err := b.goBuildModule(ctx, MultusModule, MultusVersion, ldflags, bin, "./cmd/multus", "./cmd/install_multus", "./cmd/passthru-cni"); err != nil {
 			return err
 		}
-		return b.goBuildLocal(ctx, "./ci/imagebuilder/network/cnisetup", filepath.Join(root, "usr/bin/pxec-cni-setup"))
+		// Multus's hack/build-go.sh names the passthru plugin "passthru".
+		if err := os.Rename(filepath.Join(bin, "passthru-cni"), filepath.Join(bin, "passthru")); err != nil {
+			return err
+		}
+		installer, err := os.ReadFile(filepath.Join(bin, "install_multus"))
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, "install_multus"), installer, 0o755)
 	})
 	return name, err
 }
 
 // cniPlugins builds pxec.local/cni-plugins: the plugins nodes may lack and pxec-cni-setup.
 func (b *builder) cniPlugins(ctx context.Context) (string, error) {
-	name := cniPluginsImage(b.o)
+	name := CNIPluginsImage(b.o)
 	setupHash, err := b.localHash(ctx, "./ci/imagebuilder/network/cnisetup")
 	if err != nil {
 		return "", err

@@ -16,8 +16,8 @@ func TestManifestsNameTheImagesAndPluginsWeBuild(t *testing.T) {
 		manifest []byte
 		image    string
 	}{
-		{manifests.Multus(), multusImage(o)},
-		{manifests.CNIPlugins(), cniPluginsImage(o)},
+		{manifests.Multus(), MultusImage(o)},
+		{manifests.CNIPlugins(), CNIPluginsImage(o)},
 	}
 	for _, tc := range cases {
 		if !strings.Contains(string(tc.manifest), "image: "+tc.image+"\n") {

@@ -20,7 +20,7 @@ const pxeServerPackage = "./fixtures/pxe-server"
 // pxeServer builds pxec.local/pxe-server: busybox-static, Debian's iPXE boot files and the
 // PXE server binary. The guest payload is not baked in; see the package documentation.
 func (b *builder) pxeServer(ctx context.Context) (string, error) {
-	name := pxeServerImage(b.o)
+	name := PXEServerImage(b.o)
 	if err := b.hasGoFiles(pxeServerPackage); err != nil {
 		return "", fmt.Errorf("image %s: %w", name, err)
 	}
