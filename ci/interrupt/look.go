@@ -103,7 +103,13 @@ func look(ctx context.Context, cluster string, onLab bool) (state, error) {
 	if _, err := os.Stat(kubeconfig); err == nil && !running(ctx, cluster) {
 		s["kubeconfig-without-cluster"] = []string{kubeconfig}
 	}
-	s["process"] = processes()
+	// Only QEMU in this cluster's node containers counts: other clusters on the host (a soak
+	// running beside the lab phases did) start and stop VMIs of their own.
+	nodes, err := exec.CommandContext(ctx, "docker", "ps", "-a", "--no-trunc", "--filter", "name=^"+cluster+"-", "--format", "{{.ID}}").Output()
+	if err != nil {
+		return nil, fmt.Errorf("docker ps (the cluster's node IDs): %w", err)
+	}
+	s["process"] = processes(strings.Fields(string(nodes)))
 	if onLab {
 		ns, err := suiteNamespaces(ctx, kubeconfig)
 		if err != nil {
@@ -115,9 +121,10 @@ func look(ctx context.Context, cluster string, onLab bool) (state, error) {
 }
 
 // processes lists, as "<pid> <command>", every process that belongs to an interrupted run
-// (runMarker in its environment), and every QEMU process in a kind node's pods: a VMI's QEMU
-// runs in virt-launcher's container and inherits nothing from the run.
-func processes() []string {
+// (runMarker in its environment), and every QEMU process in the pods of the nodes whose
+// container IDs are given: a VMI's QEMU runs in virt-launcher's container and inherits nothing
+// from the run, and its cgroup path names the kind node's container.
+func processes(nodeIDs []string) []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -132,7 +139,8 @@ func processes() []string {
 		cmd := strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
 		environ, _ := os.ReadFile(filepath.Join("/proc", pid, "environ"))
 		cgroup, _ := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
-		inPod := strings.Contains(cmd, "qemu-system") && bytes.Contains(cgroup, []byte("kubepods"))
+		inPod := strings.Contains(cmd, "qemu-system") && bytes.Contains(cgroup, []byte("kubepods")) &&
+			slices.ContainsFunc(nodeIDs, func(id string) bool { return bytes.Contains(cgroup, []byte(id)) })
 		if inPod || bytes.Contains(environ, []byte(runMarker+"=")) {
 			if len(cmd) > 120 {
 				cmd = cmd[:120] + "…"
