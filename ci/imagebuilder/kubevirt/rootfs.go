@@ -1,7 +1,6 @@
 package kubevirt
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io/fs"
@@ -35,25 +34,6 @@ const (
 	nonrootUID = 1001
 )
 
-// debianMirror returns the first URI of the host's Debian sources, so the roots come from the
-// same mirror the host uses; deb.debian.org when there is none.
-func debianMirror() string {
-	f, err := os.Open("/etc/apt/sources.list.d/debian.sources")
-	if err != nil {
-		return "http://deb.debian.org/debian"
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(s.Text()), "URIs:"); ok {
-			if uris := strings.Fields(v); len(uris) > 0 && !strings.Contains(uris[0], "security") {
-				return uris[0]
-			}
-		}
-	}
-	return "http://deb.debian.org/debian"
-}
-
 // roots are the base images the component images start from.
 type roots struct {
 	Tiny, Virt             string // image names
@@ -63,7 +43,10 @@ type roots struct {
 // buildBases makes the trixie root with libvirt and QEMU and the tiny root, each imported as
 // a local image, both cached by their inputs.
 func buildBases(ctx context.Context, o build.Options) (roots, error) {
-	mirror := debianMirror()
+	mirror, err := build.DebianMirror()
+	if err != nil {
+		return roots{}, err
+	}
 	shim, err := fs.ReadFile(kvfixtures.Files(), kvfixtures.VirtqemudShim)
 	if err != nil {
 		return roots{}, fmt.Errorf("read %s: %w", kvfixtures.VirtqemudShim, err)

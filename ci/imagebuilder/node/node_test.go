@@ -108,20 +108,6 @@ func TestSandboxImageReadsContainerdConfig(t *testing.T) {
 	}
 }
 
-func TestMirrorPrefersHostArchiveOverSecurity(t *testing.T) {
-	cases := []struct{ name, sources, want string }{
-		{"deb822", "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n", "http://mirror.example/debian"},
-		{"security first", "URIs: http://deb.debian.org/debian-security\nURIs: http://deb.debian.org/debian\n", "http://deb.debian.org/debian"},
-		{"one-line", "deb [arch=amd64] http://ftp.example/debian bookworm main\n", "http://ftp.example/debian"},
-		{"none", "", defaultMirror},
-	}
-	for _, tc := range cases {
-		if got := mirror(tc.sources); got != tc.want {
-			t.Errorf("%s: mirror = %q, want %q", tc.name, got, tc.want)
-		}
-	}
-}
-
 func TestContainerdConfigRunsRuncThroughWrapper(t *testing.T) {
 	kindConfig := filepath.Join(kindModuleDir(t), "images/base/files/etc/containerd/config.toml")
 	raw, err := os.ReadFile(kindConfig)

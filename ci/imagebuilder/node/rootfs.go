@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -12,9 +11,6 @@ import (
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
 )
-
-// defaultMirror is used when the host's apt sources name no Debian mirror.
-const defaultMirror = "http://deb.debian.org/debian"
 
 // debootstrap makes (or finds) a minbase root filesystem of debianSuite with packages, under
 // rootfs/ in the cache, keyed by suite and package list. The directory is never modified after
@@ -29,7 +25,11 @@ func (b *builder) debootstrap(ctx context.Context, name string, packages []strin
 		b.progress.Skip(step, "up to date in "+dir)
 		return dir, nil
 	}
-	err := b.progress.Step(step, func() error {
+	mirror, err := build.DebianMirror()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", step, err)
+	}
+	err = b.progress.Step(step, func() error {
 		tmp := dir + ".tmp"
 		if err := removeTree(ctx, tmp); err != nil {
 			return err
@@ -38,7 +38,7 @@ func (b *builder) debootstrap(ctx context.Context, name string, packages []strin
 			return err
 		}
 		cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+include,
-			debianSuite, tmp, mirror(b.aptSources()))
+			debianSuite, tmp, mirror)
 		if err := build.Run(ctx, b.log, cmd); err != nil {
 			_ = removeTree(context.WithoutCancel(ctx), tmp)
 			return err
@@ -52,45 +52,6 @@ func (b *builder) debootstrap(ctx context.Context, name string, packages []strin
 		return os.WriteFile(dir+".complete", []byte(include+"\n"), 0o644)
 	})
 	return dir, err
-}
-
-// aptSources returns the host's Debian sources (deb822 and one-line), for the mirror to use.
-func (b *builder) aptSources() string {
-	var all strings.Builder
-	for _, p := range []string{"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"} {
-		if data, err := os.ReadFile(p); err == nil {
-			all.Write(data)
-			all.WriteString("\n")
-		}
-	}
-	return all.String()
-}
-
-// mirror picks the Debian archive the host itself uses (not its security archive), so a
-// machine that only reaches its own mirror can build; deb.debian.org when none is named.
-func mirror(sources string) string {
-	sc := bufio.NewScanner(strings.NewReader(sources))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		var uri string
-		switch {
-		case strings.HasPrefix(line, "URIs:"):
-			if f := strings.Fields(strings.TrimPrefix(line, "URIs:")); len(f) > 0 {
-				uri = f[0]
-			}
-		case strings.HasPrefix(line, "deb "):
-			for _, f := range strings.Fields(line)[1:] {
-				if strings.Contains(f, "://") {
-					uri = f
-					break
-				}
-			}
-		}
-		if uri != "" && !strings.Contains(uri, "security") {
-			return strings.TrimSuffix(uri, "/")
-		}
-	}
-	return defaultMirror
 }
 
 // removeTree deletes dir after unmounting anything still mounted below it (an interrupted
