@@ -16,6 +16,11 @@
 // payload already in the cache that was built from the same guest files and
 // modules; Payload.Seed puts one there.
 //
+// Fetch is the same pinned and hashed download for other callers: the image
+// builder takes the PXE server image's busybox-static and iPXE from it, so
+// the image and the payload carry the builds apt's candidates name, each
+// checked against the archive index's SHA-256.
+//
 // ParseReady reads the line the guest prints once sshd listens; its format
 // is the suite's contract between guest, PXE server and specs. The guest's
 // SSH host key is HostKeyAlgorithm's (ECDSA P-256): bookworm's dropbear

@@ -8,10 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+	"github.com/pxe-conformance/pxe-conformance/framework/bootimage"
 )
 
 // pxeServerPackage is the PXE server's main package in this repository.
@@ -28,11 +28,11 @@ func (b *builder) pxeServer(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	debs, err := b.debs(ctx, "busybox-static", "ipxe")
+	pkgs, debs, err := b.debs(ctx, "busybox-static", "ipxe")
 	if err != nil {
 		return "", err
 	}
-	inputs := build.Hash(recipe, "pxe-server", runtime.Version(), srcHash, filepath.Base(debs["busybox-static"]), filepath.Base(debs["ipxe"]))
+	inputs := build.Hash(recipe, "pxe-server", runtime.Version(), srcHash, pkgs["busybox-static"].Pin(), pkgs["ipxe"].Pin())
 	instructions := []string{
 		"WORKDIR /srv/pxe",
 		`ENTRYPOINT ["/usr/bin/pxe-server"]`,
@@ -72,44 +72,20 @@ func (b *builder) hasGoFiles(pkg string) error {
 	return nil
 }
 
-// debs returns Debian package files by package name, downloaded once into the cache with
-// apt-get download (the host's apt sources; no registry involved) and reused after that.
-func (b *builder) debs(ctx context.Context, pkgs ...string) (map[string]string, error) {
-	dir := filepath.Join(b.o.Cache, "debs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	found := map[string]string{}
-	var missing []string
-	for _, p := range pkgs {
-		matches, _ := filepath.Glob(filepath.Join(dir, p+"_*.deb"))
-		sort.Strings(matches)
-		if len(matches) > 0 {
-			found[p] = matches[len(matches)-1]
-			continue
-		}
-		missing = append(missing, p)
-	}
-	if len(missing) == 0 {
-		return found, nil
-	}
-	err := b.o.Progress.Step("download "+strings.Join(missing, " "), func() error {
-		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"download"}, missing...)...)
-		cmd.Dir = dir
-		return build.Run(ctx, b.o.Log, cmd)
+// debs pins each package to apt's candidate and returns it with its .deb, checked against the
+// archive index's SHA-256, by name: framework/bootimage's Fetch, so the image's iPXE is pinned
+// and hashed as the guest payload's is (the host's apt sources; no registry involved). The
+// files are shared with the payload's in the cache's debs folder.
+func (b *builder) debs(ctx context.Context, names ...string) (map[string]bootimage.Package, map[string]string, error) {
+	var pkgs map[string]bootimage.Package
+	var paths map[string]string
+	err := b.o.Progress.Step("pin and fetch "+strings.Join(names, " "), func() error {
+		logf := func(format string, args ...any) { fmt.Fprintf(b.o.Log, format+"\n", args...) }
+		var err error
+		pkgs, paths, err = bootimage.Fetch(ctx, filepath.Join(b.o.Cache, "debs"), logf, names...)
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range missing {
-		matches, _ := filepath.Glob(filepath.Join(dir, p+"_*.deb"))
-		if len(matches) == 0 {
-			return nil, fmt.Errorf("download %s: apt-get download left no %s_*.deb in %s", p, p, dir)
-		}
-		sort.Strings(matches)
-		found[p] = matches[len(matches)-1]
-	}
-	return found, nil
+	return pkgs, paths, err
 }
 
 // unpackDeb extracts a package's files into a fresh directory under the work directory.
