@@ -4,7 +4,7 @@
 //     from gopkg.in/k8snetworkplumbingwg/multus-cni.v4 and laid out as upstream's thin image
 //     (/install_multus, /usr/src/multus-cni/bin), so that either serves Multus's DaemonSet;
 //   - pxec.local/cni-plugins:v1.7.1: bridge, static, tuning and host-local from
-//     github.com/containernetworking/plugins, and pxec-cni-setup (./cnisetup), which copies them
+//     github.com/containernetworking/plugins, and pxec-cni-setup (fixtures/cni-setup), which copies them
 //     onto nodes that lack them, and in Multus's DaemonSet installs the plugin on each node
 //     and writes Multus's config and kubeconfig;
 //   - pxec.local/pxe-server:dev: the PXE server of fixtures/pxe-server on busybox-static (for

@@ -149,7 +149,7 @@ func (b *builder) multus(ctx context.Context) (string, error) {
 // cniPlugins builds pxec.local/cni-plugins: the plugins nodes may lack and pxec-cni-setup.
 func (b *builder) cniPlugins(ctx context.Context) (string, error) {
 	name := CNIPluginsImage(b.o)
-	setupHash, err := b.localHash(ctx, "./ci/imagebuilder/network/cnisetup")
+	setupHash, err := b.localHash(ctx, "./fixtures/cni-setup")
 	if err != nil {
 		return "", err
 	}
@@ -166,7 +166,7 @@ func (b *builder) cniPlugins(ctx context.Context) (string, error) {
 		if err := b.goBuildModule(ctx, CNIPluginsModule, CNIPluginsVersion, ldflags, lib, pkgs...); err != nil {
 			return err
 		}
-		return b.goBuildLocal(ctx, "./ci/imagebuilder/network/cnisetup", filepath.Join(root, "usr/bin/pxec-cni-setup"))
+		return b.goBuildLocal(ctx, "./fixtures/cni-setup", filepath.Join(root, "usr/bin/pxec-cni-setup"))
 	})
 	return name, err
 }

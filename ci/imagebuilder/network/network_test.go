@@ -42,7 +42,7 @@ func TestRepoRootFindsOurModule(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "ci/imagebuilder/network/network.go")); err != nil {
 		t.Fatalf("root %q does not hold this package: %v", root, err)
 	}
-	if err := (&builder{repo: root}).hasGoFiles("./ci/imagebuilder/network/cnisetup"); err != nil {
+	if err := (&builder{repo: root}).hasGoFiles("./fixtures/cni-setup"); err != nil {
 		t.Errorf("hasGoFiles on a package with Go files: %v", err)
 	}
 	if err := (&builder{repo: root}).hasGoFiles("./fixtures/manifests/nonexistent"); err == nil {
