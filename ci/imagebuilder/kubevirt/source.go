@@ -3,7 +3,6 @@ package kubevirt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -29,35 +28,15 @@ type source struct {
 
 // prepareSource downloads the KubeVirt module (a no-op when the module cache has it).
 func prepareSource(ctx context.Context, o build.Options) (source, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", Module+"@"+Version)
-	cmd.Dir = o.Cache // outside any module, so nothing edits a go.mod
-	if err := os.MkdirAll(cmd.Dir, 0o755); err != nil {
-		return source{}, fmt.Errorf("create cache %s: %w", cmd.Dir, err)
-	}
-	out, err := build.Output(ctx, cmd)
+	m, err := build.DownloadModule(ctx, o.Cache, Module, Version) // the cache: outside any module
 	if err != nil {
-		return source{}, fmt.Errorf("download %s@%s: %w", Module, Version, err)
+		return source{}, err
 	}
-	var info struct {
-		Dir, Info, Error string
-		Origin           struct{ Hash string }
-	}
-	if err := json.Unmarshal(out, &info); err != nil {
-		return source{}, fmt.Errorf("read go mod download output for %s@%s: %w", Module, Version, err)
-	}
-	if info.Error != "" {
-		return source{}, fmt.Errorf("download %s@%s: %s", Module, Version, info.Error)
-	}
-	// The .info file holds the version's commit time, the reproducible build date.
-	var versionInfo struct{ Time string }
-	if data, err := os.ReadFile(info.Info); err == nil {
-		_ = json.Unmarshal(data, &versionInfo)
-	}
-	gomod, err := os.ReadFile(filepath.Join(info.Dir, "go.mod"))
+	gomod, err := os.ReadFile(filepath.Join(m.Dir, "go.mod"))
 	if err != nil {
 		return source{}, fmt.Errorf("read %s go.mod: %w", Module, err)
 	}
-	return source{Dir: info.Dir, GoMod: gomod, Commit: info.Origin.Hash, Time: versionInfo.Time}, nil
+	return source{Dir: m.Dir, GoMod: gomod, Commit: m.Commit(), Time: m.Time}, nil
 }
 
 // commands are the packages of the KubeVirt module the images need, plus the manifest

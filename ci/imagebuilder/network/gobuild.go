@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -59,19 +58,9 @@ func goEnv(extra ...string) []string {
 // which is read-only; -mod=mod lets it ignore the module's vendor/modules.txt (module zips
 // carry no vendored sources) and nothing needs writing since go.sum is complete.
 func (b *builder) goBuildModule(ctx context.Context, mod, version, ldflags, outDir string, pkgs ...string) error {
-	dl := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod+"@"+version)
-	dl.Dir = b.work
-	dl.Env = goEnv("GOFLAGS=-mod=mod")
-	out, err := build.Output(ctx, dl)
+	m, err := build.DownloadModule(ctx, b.work, mod, version)
 	if err != nil {
-		return fmt.Errorf("download %s@%s: %w", mod, version, err)
-	}
-	var m struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &m); err != nil {
-		return fmt.Errorf("download %s@%s: parse go mod download output: %w", mod, version, err)
-	}
-	if m.Error != "" || m.Dir == "" {
-		return fmt.Errorf("download %s@%s: %s", mod, version, m.Error)
+		return err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,39 +16,9 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
 )
 
-// module is what `go mod download -json` reports about one module version.
-type module struct {
-	Path    string
-	Version string
-	Dir     string
-	GoMod   string
-	Info    string
-	Sum     string
-	// Time is the version's commit time, read from the .info file.
-	Time string
-}
-
 // download fetches mod@version through the module proxy (a no-op when it is cached already).
-func (b *builder) download(ctx context.Context, mod, version string) (module, error) {
-	cmd := b.goCommand(ctx, b.cache, "mod", "download", "-json", mod+"@"+version)
-	out, err := build.Output(ctx, cmd)
-	if err != nil {
-		return module{}, fmt.Errorf("download %s@%s: %w", mod, version, err)
-	}
-	var m module
-	if err := json.Unmarshal(out, &m); err != nil {
-		return module{}, fmt.Errorf("download %s@%s: parse go mod download output: %w", mod, version, err)
-	}
-	info, err := os.ReadFile(m.Info)
-	if err != nil {
-		return module{}, fmt.Errorf("download %s@%s: %w", mod, version, err)
-	}
-	var t struct{ Time string }
-	if err := json.Unmarshal(info, &t); err != nil {
-		return module{}, fmt.Errorf("download %s@%s: parse %s: %w", mod, version, m.Info, err)
-	}
-	m.Time = t.Time
-	return m, nil
+func (b *builder) download(ctx context.Context, mod, version string) (build.Module, error) {
+	return build.DownloadModule(ctx, b.cache, mod, version)
 }
 
 // goCommand is a go command that ignores any go.work and the caller's module, so wrapper
