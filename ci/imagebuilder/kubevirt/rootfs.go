@@ -65,7 +65,9 @@ func buildBases(ctx context.Context, o build.Options) (roots, error) {
 		return r, nil
 	}
 	minDir := filepath.Join(o.Cache, "rootfs", suite+"-minbase-"+minInputs)
-	if err := debootstrap(ctx, o, minDir, mirror); err != nil {
+	d := build.Debootstrap{Step: "debootstrap --variant=minbase " + suite, Dir: minDir, Suite: suite, Mirror: mirror,
+		CacheDir: filepath.Join(o.Cache, "debootstrap-cache", suite)}
+	if err := d.Run(ctx, o); err != nil {
 		return r, err
 	}
 	virtDir := filepath.Join(o.Cache, "rootfs", suite+"-virt-"+virtInputs)
@@ -99,31 +101,6 @@ func buildBases(ctx context.Context, o build.Options) (roots, error) {
 	return r, nil
 }
 
-// debootstrap makes a minbase root in dir unless it exists. It builds into a temporary
-// directory renamed at the end, so an interrupted run never leaves a root that looks complete.
-func debootstrap(ctx context.Context, o build.Options, dir, mirror string) error {
-	if _, err := os.Stat(dir); err == nil {
-		o.Progress.Skip("debootstrap "+suite, "cached in "+dir)
-		return nil
-	}
-	return o.Progress.Step("debootstrap --variant=minbase "+suite, func() error {
-		debs := filepath.Join(o.Cache, "debootstrap-cache", suite)
-		if err := os.MkdirAll(debs, 0o755); err != nil {
-			return err
-		}
-		tmp := dir + ".tmp"
-		if err := os.RemoveAll(tmp); err != nil {
-			return err
-		}
-		cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--cache-dir="+debs, suite, tmp, mirror)
-		if err := build.Run(ctx, o.Log, cmd); err != nil {
-			os.RemoveAll(tmp)
-			return err
-		}
-		return os.Rename(tmp, dir)
-	})
-}
-
 // installVirt copies the minbase root to dir and installs virtPackages into it, then applies
 // the fixes KubeVirt needs on a Debian root.
 func installVirt(ctx context.Context, o build.Options, minDir, dir string, shim []byte) error {
@@ -134,10 +111,7 @@ func installVirt(ctx context.Context, o build.Options, minDir, dir string, shim 
 	return o.Progress.Step("install libvirt and QEMU into "+suite+" (apt-get in a chroot)", func() error {
 		tmp := dir + ".tmp"
 		// A run killed mid-install leaves /proc and the package cache mounted in tmp.
-		if err := unmountUnder(ctx, o, tmp); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(tmp); err != nil {
+		if err := build.RemoveTree(ctx, tmp); err != nil {
 			return err
 		}
 		if err := build.Run(ctx, o.Log, exec.CommandContext(ctx, "cp", "-a", minDir, tmp)); err != nil {
@@ -153,30 +127,6 @@ func installVirt(ctx context.Context, o build.Options, minDir, dir string, shim 
 		}
 		return os.Rename(tmp, dir)
 	})
-}
-
-// unmountUnder unmounts every mount point at or below dir, deepest first.
-func unmountUnder(ctx context.Context, o build.Options, dir string) error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 5 {
-			continue
-		}
-		if p := fields[4]; p == dir || strings.HasPrefix(p, dir+"/") {
-			points = append(points, p)
-		}
-	}
-	for i := len(points) - 1; i >= 0; i-- {
-		if err := build.Run(ctx, o.Log, exec.CommandContext(ctx, "umount", points[i])); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // aptInstall runs apt-get install inside the root with /proc mounted, downloaded packages kept

@@ -48,7 +48,7 @@ func (b *builder) baseImage(ctx context.Context, p baseParts) (string, error) {
 		if err := copyTree(ctx, p.rootfs, work); err != nil {
 			return err
 		}
-		defer removeTree(context.WithoutCancel(ctx), work)
+		defer build.RemoveTree(context.WithoutCancel(ctx), work)
 		if err := applyKindBase(ctx, work, filepath.Join(p.kindBase, "files")); err != nil {
 			return err
 		}

@@ -221,7 +221,7 @@ func (b *builder) kubeProxyImage(ctx context.Context, image string, p imageParts
 		if err := copyTree(ctx, p.proxyRootfs, work); err != nil {
 			return err
 		}
-		defer removeTree(context.WithoutCancel(ctx), work)
+		defer build.RemoveTree(context.WithoutCancel(ctx), work)
 		if err := copyFile(filepath.Join(p.kube, "kube-proxy"), filepath.Join(work, "usr/local/bin/kube-proxy"), 0o755); err != nil {
 			return err
 		}
