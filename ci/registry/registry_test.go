@@ -93,3 +93,37 @@ func TestPulledImagesReadsTheKubeletsMessages(t *testing.T) {
 		t.Errorf("pulled %v, want %s alone", got, ref)
 	}
 }
+
+func TestDockersHeadOfACachedManifestCountsAndOthersDoNot(t *testing.T) {
+	var b strings.Builder
+	a := &accessLog{w: &b}
+	h := a.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	const digest = "sha256:0d65d26094b786282fdcf81478f61ceceb3b5bb653e06d564c8477aa7d984d95"
+	path := "/v2/kindest/node/manifests/" + digest
+	send := func(agent, client string) {
+		r := httptest.NewRequest("HEAD", path, nil)
+		r.RemoteAddr = client
+		r.Header.Set("User-Agent", agent)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	send("go-containerregistry/v0.22.1", "127.0.0.1:40000") // the image set's check
+	d, _ := name.NewDigest("127.0.0.1:5000/kindest/node:v1.34.11@" + digest)
+	log, err := parseAccess(b.String())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if dockerResolved(log, d) {
+		t.Error("go-containerregistry's HEAD counted as Docker's")
+	}
+	send("docker/26.1.5 go/go1.22.2 git-commit/a72d7cd kernel/6.1.0 os/linux arch/amd64 UpstreamClient(Docker-Client/26.1.5 \\(linux\\))", "172.18.0.2:40001")
+	if log, _ = parseAccess(b.String()); dockerResolved(log, d) {
+		t.Error("a HEAD from another address counted as this host's Docker")
+	}
+	send("docker/26.1.5 go/go1.22.2 git-commit/a72d7cd kernel/6.1.0 os/linux arch/amd64 UpstreamClient(Docker-Client/26.1.5 \\(linux\\))", "127.0.0.1:40002")
+	if log, _ = parseAccess(b.String()); !dockerResolved(log, d) {
+		t.Errorf("Docker's HEAD from loopback not counted:\n%s", b.String())
+	}
+	if got := log[2].agent; !strings.HasPrefix(got, "docker/26.1.5 go/") {
+		t.Errorf("agent read back as %q", got)
+	}
+}

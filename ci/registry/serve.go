@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -110,7 +111,8 @@ func gateway(ctx context.Context, network string) (string, error) {
 	return "", fmt.Errorf("gateway of Docker network %s: no IPv4 gateway in %q", network, strings.TrimSpace(string(out)))
 }
 
-// accessLog writes one line per request: time, client address, method, path, status, bytes.
+// accessLog writes one line per request: time, client address, method, path, status, bytes,
+// and the client's User-Agent, query-escaped so that it stays one field.
 // verify reads it back (parseAccess).
 type accessLog struct {
 	mu sync.Mutex
@@ -124,7 +126,11 @@ func (a *accessLog) wrap(h http.Handler) http.Handler {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		fmt.Fprintf(a.w, "%s %s %s %s %d %d\n", time.Now().UTC().Format(time.RFC3339), host, r.Method, r.URL.Path, rec.status, rec.bytes)
+		ua := url.QueryEscape(r.UserAgent())
+		if ua == "" {
+			ua = "-"
+		}
+		fmt.Fprintf(a.w, "%s %s %s %s %d %d %s\n", time.Now().UTC().Format(time.RFC3339), host, r.Method, r.URL.Path, rec.status, rec.bytes, ua)
 	})
 }
 
@@ -149,6 +155,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 type access struct {
 	client, method, path string
 	status               int
+	agent                string // the User-Agent, "" in a log written before it was kept
 }
 
 // parseAccess reads the access log's lines.
@@ -159,14 +166,18 @@ func parseAccess(text string) ([]access, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 6 {
-			return nil, fmt.Errorf("access log line %d: %q: want 6 fields", i+1, line)
+		if len(f) != 6 && len(f) != 7 {
+			return nil, fmt.Errorf("access log line %d: %q: want 7 fields", i+1, line)
+		}
+		agent := ""
+		if len(f) == 7 && f[6] != "-" {
+			agent, _ = url.QueryUnescape(f[6])
 		}
 		status, err := strconv.Atoi(f[4])
 		if err != nil {
 			return nil, fmt.Errorf("access log line %d: status %q: %w", i+1, f[4], err)
 		}
-		out = append(out, access{client: f[1], method: f[2], path: f[3], status: status})
+		out = append(out, access{client: f[1], method: f[2], path: f[3], status: status, agent: agent})
 	}
 	return out, nil
 }
