@@ -315,16 +315,23 @@ func fakeApt(t *testing.T) (updates func() int) {
 		"apt-cache":  "#!/bin/sh\necho 'N: Unable to locate package linux-image-amd64' >&2\necho 'E: No packages found' >&2\nexit 100\n",
 		"apt-get":    "#!/bin/sh\n[ \"$2\" = update ] || [ \"$1\" = update ] || exit 1\necho x >> " + count + "\n",
 	}
+	putFirstInPath(t, dir, scripts)
+	return func() int {
+		data, _ := os.ReadFile(count)
+		return strings.Count(string(data), "x")
+	}
+}
+
+// putFirstInPath writes each script as an executable named by its key into dir and puts dir
+// first in PATH for the test.
+func putFirstInPath(t *testing.T, dir string, scripts map[string]string) {
+	t.Helper()
 	for name, body := range scripts {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return func() int {
-		data, _ := os.ReadFile(count)
-		return strings.Count(string(data), "x")
-	}
 }
 
 func TestBuildUpdatesAptListsOnceForAnUnknownPackage(t *testing.T) {

@@ -27,12 +27,7 @@ func fakeAptFor(t *testing.T, indexed, served string) (downloads func() int) {
 		"apt-get": "#!/bin/sh\n[ \"$1\" = download ] || exit 1\necho x >> " + count + "\n" +
 			"for a in \"$@\"; do case \"$a\" in -*|APT::*|download) ;; *=*) cp " + content + " \"${a%%=*}_${a#*=}_all.deb\" ;; esac; done\n",
 	}
-	for name, body := range scripts {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	putFirstInPath(t, dir, scripts)
 	return func() int {
 		data, _ := os.ReadFile(count)
 		return strings.Count(string(data), "x")

@@ -241,8 +241,11 @@ func clip(s string, max int) string {
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + TruncationMark + strconv.Itoa(len(s)) + " bytes)"
+	return s[:cut] + truncated(len(s))
 }
+
+// truncated is what clip and echo put after what they kept of an n-byte input.
+func truncated(n int) string { return TruncationMark + strconv.Itoa(n) + " bytes)" }
 
 // echo quotes a client's input for an error reply or event, Go-style, in at most
 // maxEchoBytes bytes of quoted text plus the truncation mark: the bound holds after
@@ -267,7 +270,7 @@ func echo(s string) string {
 		}
 		if b.Len()+len(q) > maxEchoBytes {
 			b.WriteByte('"')
-			return b.String() + TruncationMark + strconv.Itoa(len(s)) + " bytes)"
+			return b.String() + truncated(len(s))
 		}
 		b.WriteString(q)
 		i += size

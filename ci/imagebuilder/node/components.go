@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
 )
 
 // kubernetes builds the Kubernetes commands from k8s.io/kubernetes, version-stamped.
 func (b *builder) kubernetes(ctx context.Context) (string, error) {
-	m, err := b.download(ctx, "k8s.io/kubernetes", KubernetesVersion)
+	m, err := build.DownloadModule(ctx, b.cache, "k8s.io/kubernetes", KubernetesVersion)
 	if err != nil {
 		return "", err
 	}

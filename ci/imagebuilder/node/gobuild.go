@@ -16,11 +16,6 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
 )
 
-// download fetches mod@version through the module proxy (a no-op when it is cached already).
-func (b *builder) download(ctx context.Context, mod, version string) (build.Module, error) {
-	return build.DownloadModule(ctx, b.cache, mod, version)
-}
-
 // goCommand is a go command that ignores any go.work and the caller's module, so wrapper
 // modules under the cache build the same way wherever the builder runs.
 func (b *builder) goCommand(ctx context.Context, dir string, args ...string) *exec.Cmd {

@@ -38,7 +38,7 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 	if err := os.MkdirAll(filepath.Join(b.cache, "work"), 0o755); err != nil {
 		return nil, err
 	}
-	kindMod, err := b.download(ctx, "sigs.k8s.io/kind", KindVersion)
+	kindMod, err := build.DownloadModule(ctx, b.cache, "sigs.k8s.io/kind", KindVersion)
 	if err != nil {
 		return nil, err
 	}
