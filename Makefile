@@ -14,6 +14,7 @@
 # make soak N=20 the suite N times on one cluster, then a table of passes and failures per spec
 # make interrupt Ctrl-C at each phase of make e2e, then a look for anything left behind
 # make bench-e2e the suite's speed on the running lab cluster (medians of RUNS runs)
+# make bench-images  the offline image build from empty caches, timed by step
 # make cluster / cluster-down   the kind + KubeVirt + Multus + bridge CNI lab cluster
 # make sonobuoy-image           the Sonobuoy plugin's image and Sonobuoy's own, built offline
 # make test-sonobuoy KUBECONFIG=...   the plugin's Job, then Sonobuoy itself, on the lab cluster
@@ -32,7 +33,7 @@ BENCH_PACKAGES := dnsmasq-base
 REPORT_PACKAGES := chromium
 ENGINE_PACKAGES := docker.io debootstrap libvirt-dev
 
-.PHONY: e2e-registry list-images pin-images sonobuoy-image test-sonobuoy interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
+.PHONY: bench-images e2e-registry list-images pin-images sonobuoy-image test-sonobuoy interrupt soak bench-pxe bench-e2e all deps test-deps test test-cluster unit lab bench fuzz lint e2e certify preflight list cluster cluster-deps cluster-down images clean-lab
 
 all: test
 
@@ -182,6 +183,13 @@ preflight:
 RUNS ?= 3
 bench-e2e:
 	$(GO) run ./ci/benche2e --runs $(RUNS) --ginkgo-args "$(GINKGO_ARGS)"
+
+# The offline image build from nothing, on a quiet machine: every image with empty builder, Go
+# build and Go module caches (BENCH_IMAGES_ARGS=--module-cache=host keeps this machine's
+# modules), ending with images=<s> kubernetes=<s> kubevirt=<s> coredns=<s> other=<s>; each
+# step's time in _artifacts/bench-images. The images replace the pxec.local ones (same inputs).
+bench-images: cluster-deps
+	$(GO) run ./ci/benchimages --artifacts $(ARTIFACTS)/bench-images $(BENCH_IMAGES_ARGS)
 
 # The suite N times on one cluster (the running lab cluster, or one brought up for all runs),
 # then a table of every spec by passes, failures and skips (also in _artifacts/soak/soak.md),

@@ -81,7 +81,7 @@ trap 'exit 130' INT TERM
 
 "$GO" build -o bin/cluster ./ci/cluster
 "$GO" build -o bin/registry ./ci/registry
-phase "this machine's images to mirror (cached by inputs)" "$GO" run ./ci/imagebuilder
+phase "this machine's images to mirror (cached by inputs)" "$GO" run ./ci/imagebuilder node kubevirt-all network
 
 docker network create "$net" >/dev/null
 network_made=true

@@ -181,7 +181,7 @@ func (s sources) table(o build.Options) []row {
 			{"virt-handler", "offline", kv.HandlerNoDummy + " (" + kvbuild.Adaptation + ")"},
 			{"virt-launcher", "offline", kv.Launcher},
 			{"virt-exportproxy", "offline", kv.ExportProxy},
-			{"virt-exportserver", "offline", kv.ExportServer},
+			{"virt-exportserver", "not built", "runs only for a VirtualMachineExport (go run ./ci/imagebuilder kubevirt-all builds " + kv.ExportServer + ")"},
 			{"multus", "offline", network.MultusImage(o)},
 		}, own...)
 	}
@@ -261,17 +261,14 @@ func prepare(ctx context.Context, s sources, o build.Options) (deployment, error
 	if !s.registry {
 		d := deployment{nodeImage: node.ImageName(o), handler: kv.HandlerNoDummy,
 			kubevirt: []kubevirt.Option{kubevirt.WithOperatorManifestFile(kvbuild.ManifestPath(o))}}
-		for _, t := range []struct {
-			name  string
-			build func(context.Context, build.Options) ([]string, error)
-		}{{"node", node.Build}, {"kubevirt", kvbuild.Build}, {"network", network.Build}} {
-			names, err := t.build(ctx, o)
-			if err != nil {
-				return d, fmt.Errorf("build %s images: %w", t.name, err)
-			}
-			if t.name != "node" {
-				d.load = append(d.load, names...)
-			}
+		// Side by side, their compiling one at a time (ci/imagebuilder does the same).
+		names, err := build.BuildConcurrently(ctx, o, []build.Target{
+			{Name: "node", Build: node.Build}, {Name: "kubevirt", Build: kvbuild.Build}, {Name: "network", Build: network.Build}})
+		if err != nil {
+			return d, fmt.Errorf("build images: %w", err)
+		}
+		for _, n := range names[1:] { // the node image is the cluster's, not loaded into it
+			d.load = append(d.load, n...)
 		}
 		return d, nil
 	}

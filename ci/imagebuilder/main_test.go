@@ -14,6 +14,7 @@ func TestSelectTargetsKeepsBuildOrder(t *testing.T) {
 		{[]string{"network", "node"}, []string{"node", "network"}},
 		{[]string{"kubevirt", "kubevirt"}, []string{"kubevirt"}},
 		{[]string{"sonobuoy", "network"}, []string{"network", "sonobuoy"}},
+		{[]string{"kubevirt", "kubevirt-all", "node"}, []string{"node", "kubevirt-all"}},
 	}
 	for _, tc := range cases {
 		got, err := selectTargets(tc.args)

@@ -73,7 +73,7 @@ func mirror(ctx context.Context, c mirrorConfig) error {
 		}
 		out, err := command.Output(ctx, exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", local))
 		if err != nil {
-			return fmt.Errorf("%s: %s not built here (go run ./ci/imagebuilder): %w", img.Field, local, err)
+			return fmt.Errorf("%s: %s not built here (go run ./ci/imagebuilder kubevirt-all): %w", img.Field, local, err)
 		}
 		ids[img.Field] = strings.TrimSpace(string(out))
 	}

@@ -22,6 +22,9 @@ type Options struct {
 	Progress *Progress
 	// Force rebuilds even when an image with the same inputs exists.
 	Force bool
+	// CPU, when set, runs the compiling steps of targets built side by side one at a time
+	// (Concurrently sets it).
+	CPU *Gate
 }
 
 // CacheDir returns the cache directory: $PXEC_CACHE, else $XDG_CACHE_HOME/pxe-conformance, else

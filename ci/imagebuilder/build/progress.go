@@ -13,6 +13,28 @@ type Progress struct {
 	mu       sync.Mutex
 	w        io.Writer
 	interval time.Duration
+	steps    []StepTime
+}
+
+// StepTime is one finished step: its name, when it started and how long it took.
+type StepTime struct {
+	Name    string        `json:"name"`
+	Start   time.Time     `json:"start"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Failed  bool          `json:"failed,omitempty"`
+}
+
+// Steps returns the steps finished so far, in the order they ended.
+func (p *Progress) Steps() []StepTime {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]StepTime(nil), p.steps...)
+}
+
+func (p *Progress) record(name string, start time.Time, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.steps = append(p.steps, StepTime{Name: name, Start: start, Elapsed: time.Since(start), Failed: err != nil})
 }
 
 // NewProgress reports to w, with a heartbeat every interval (30 s when zero).
@@ -48,6 +70,7 @@ func (p *Progress) Step(name string, fn func() error) error {
 	}()
 	err := fn()
 	close(stop)
+	p.record(name, start, err)
 	if err != nil {
 		p.printf("<== %s: FAILED after %s\n", name, time.Since(start).Round(100*time.Millisecond))
 		return fmt.Errorf("%s: %w", name, err)

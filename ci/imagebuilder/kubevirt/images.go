@@ -27,8 +27,9 @@ type imageFile struct {
 // imageSpecs describes every image the way KubeVirt's own image rules lay them out
 // (cmd/*/BUILD.bazel): binaries in /usr/bin, the operator, API, controller and export
 // components as user 1001,
-// virt-launcher as qemu (107) with libvirt's configuration and hook.
-func imageSpecs(src source, bins, handler binaries, r roots, names Images) []imageSpec {
+// virt-launcher as qemu (107) with libvirt's configuration and hook. The stock virt-handler and
+// virt-exportserver come from undeployed, when it is not nil.
+func imageSpecs(src source, bins binaries, undeployed *binaries, handler binaries, r roots, names Images) []imageSpec {
 	bin := func(b binaries, name string) imageFile {
 		return imageFile{From: b.Path(name), To: "/usr/bin/" + name, Mode: 0o755}
 	}
@@ -51,19 +52,11 @@ func imageSpecs(src source, bins, handler binaries, r roots, names Images) []ima
 			Lines: []string{`ENTRYPOINT ["/usr/bin/virt-handler"]`},
 		}
 	}
-	return []imageSpec{
+	specs := []imageSpec{
 		goOnly(names.Operator, "virt-operator"),
 		goOnly(names.API, "virt-api"),
 		goOnly(names.Controller, "virt-controller"),
 		goOnly(names.ExportProxy, "virt-exportproxy"),
-		// Upstream's export server base carries qemu-img; the trixie root has it (qemu-utils).
-		{
-			Name:  names.ExportServer,
-			Base:  r.Virt,
-			Files: []imageFile{bin(bins, "virt-exportserver")},
-			Lines: []string{fmt.Sprintf("USER %d", nonrootUID), `ENTRYPOINT ["/usr/bin/virt-exportserver"]`},
-		},
-		handlerImage(names.Handler, bins),
 		handlerImage(names.HandlerNoDummy, handler),
 		{
 			Name: names.Launcher,
@@ -89,6 +82,18 @@ func imageSpecs(src source, bins, handler binaries, r roots, names Images) []ima
 			},
 		},
 	}
+	if undeployed == nil {
+		return specs
+	}
+	return append(specs,
+		handlerImage(names.Handler, *undeployed),
+		// Upstream's export server base carries qemu-img; the trixie root has it (qemu-utils).
+		imageSpec{
+			Name:  names.ExportServer,
+			Base:  r.Virt,
+			Files: []imageFile{bin(*undeployed, "virt-exportserver")},
+			Lines: []string{fmt.Sprintf("USER %d", nonrootUID), `ENTRYPOINT ["/usr/bin/virt-exportserver"]`},
+		})
 }
 
 // dockerfile renders the spec; files sit in the build context under ctx/<index>.
@@ -105,8 +110,8 @@ func (s imageSpec) dockerfile() string {
 }
 
 // buildImages builds each component image unless one with the same inputs exists.
-func buildImages(ctx context.Context, o build.Options, src source, bins, handler binaries, r roots, names Images) error {
-	for _, s := range imageSpecs(src, bins, handler, r, names) {
+func buildImages(ctx context.Context, o build.Options, src source, bins binaries, undeployed *binaries, handler binaries, r roots, names Images) error {
+	for _, s := range imageSpecs(src, bins, undeployed, handler, r, names) {
 		df := s.dockerfile()
 		parts := []string{df, r.TinyInputs, r.VirtInputs}
 		for _, f := range s.Files {

@@ -51,9 +51,16 @@ func ImageNames(o build.Options) Images {
 	}
 }
 
-// Deployed returns the images the generated manifest runs, the ones a cluster must be loaded with.
+// Deployed returns the images the generated manifest runs, the ones a cluster must be loaded
+// with and Build makes. virt-exportserver is not among them: KubeVirt runs it only for a
+// VirtualMachineExport, which the suite never creates.
 func (i Images) Deployed() []string {
-	return []string{i.Operator, i.API, i.Controller, i.HandlerNoDummy, i.Launcher, i.ExportProxy, i.ExportServer}
+	return []string{i.Operator, i.API, i.Controller, i.HandlerNoDummy, i.Launcher, i.ExportProxy}
+}
+
+// All returns every image BuildAll makes: Deployed, the stock virt-handler and virt-exportserver.
+func (i Images) All() []string {
+	return append(i.Deployed(), i.Handler, i.ExportServer)
 }
 
 // ContainerPrefix returns the repository prefix the manifest's images share.
@@ -78,17 +85,25 @@ func cacheDir(o build.Options) string {
 	return build.CacheDir()
 }
 
-// Build makes KubeVirt's images and operator manifest, rebuilding only what changed since the
-// last run, and returns the names of every image in Images (the stock virt-handler included;
-// Images.Deployed lists the ones the manifest runs).
+// Build makes the images of Images.Deployed and the operator manifest, rebuilding only what
+// changed since the last run, and returns the images' names.
 func Build(ctx context.Context, o build.Options) ([]string, error) {
+	return buildImageSet(ctx, o, false)
+}
+
+// BuildAll is Build plus the images no lab cluster runs, the stock virt-handler and
+// virt-exportserver: the whole upstream set, which make e2e-registry mirrors under upstream's
+// names. It returns Images.All.
+func BuildAll(ctx context.Context, o build.Options) ([]string, error) {
+	return buildImageSet(ctx, o, true)
+}
+
+func buildImageSet(ctx context.Context, o build.Options, all bool) ([]string, error) {
 	if o.Progress == nil {
 		o.Progress = build.NewProgress(os.Stderr, 0)
 	}
 	o.Cache = cacheDir(o)
 	names := ImageNames(o)
-	all := []string{names.Operator, names.API, names.Controller, names.Handler, names.HandlerNoDummy,
-		names.Launcher, names.ExportProxy, names.ExportServer}
 
 	src, err := prepareSource(ctx, o)
 	if err != nil {
@@ -97,6 +112,7 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 	// The Go builds are CPU-bound, the root filesystems wait on the Debian mirror and the
 	// disk: on a cold cache they run side by side.
 	var bins, handler binaries
+	var undeployed *binaries
 	var bases roots
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -104,8 +120,17 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 		if bins, err = buildBinaries(gctx, o, src); err != nil {
 			return err
 		}
-		handler, err = buildNoDummyHandler(gctx, o, src, bins)
-		return err
+		if handler, err = buildNoDummyHandler(gctx, o, src, bins); err != nil {
+			return err
+		}
+		if all {
+			b, err := buildUndeployedBinaries(gctx, o, src)
+			if err != nil {
+				return err
+			}
+			undeployed = &b
+		}
+		return nil
 	})
 	g.Go(func() error {
 		var err error
@@ -115,7 +140,7 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if err := buildImages(ctx, o, src, bins, handler, bases, names); err != nil {
+	if err := buildImages(ctx, o, src, bins, undeployed, handler, bases, names); err != nil {
 		return nil, err
 	}
 	if err := buildManifest(ctx, o, src, bins, names); err != nil {
@@ -123,5 +148,8 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 	}
 	o.Progress.Skip("kubevirt "+Version, fmt.Sprintf("virt-handler %s carries %s (fixtures/kubevirt); manifest %s",
 		names.HandlerNoDummy, Adaptation, ManifestPath(o)))
-	return all, nil
+	if all {
+		return names.All(), nil
+	}
+	return names.Deployed(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -219,7 +220,7 @@ func TestDeployedImagesUseTheAdaptedHandler(t *testing.T) {
 
 func TestImageSpecsFollowKubeVirtsLayout(t *testing.T) {
 	names := ImageNames(build.Options{})
-	specs := imageSpecs(source{Dir: "/kv"}, binaries{Dir: "/bin"}, binaries{Dir: "/nodummy"}, roots{Tiny: "tiny", Virt: "virt"}, names)
+	specs := imageSpecs(source{Dir: "/kv"}, binaries{Dir: "/bin"}, &binaries{Dir: "/undeployed"}, binaries{Dir: "/nodummy"}, roots{Tiny: "tiny", Virt: "virt"}, names)
 	byName := map[string]imageSpec{}
 	for _, s := range specs {
 		byName[s.Name] = s
@@ -249,6 +250,41 @@ func TestImageSpecsFollowKubeVirtsLayout(t *testing.T) {
 	}
 	if got := byName[names.HandlerNoDummy].Files[0].From; got != "/nodummy/virt-handler" {
 		t.Errorf("adapted handler image copies %s", got)
+	}
+	if got := byName[names.Handler].Files[0].From; got != "/undeployed/virt-handler" {
+		t.Errorf("stock handler image copies %s", got)
+	}
+	if got := byName[names.ExportServer].Files[0].From; got != "/undeployed/virt-exportserver" {
+		t.Errorf("export server image copies %s", got)
+	}
+}
+
+func TestBuildMakesOnlyTheDeployedImages(t *testing.T) {
+	names := ImageNames(build.Options{})
+	specs := imageSpecs(source{Dir: "/kv"}, binaries{Dir: "/bin"}, nil, binaries{Dir: "/nodummy"}, roots{Tiny: "tiny", Virt: "virt"}, names)
+	var got []string
+	for _, s := range specs {
+		got = append(got, s.Name)
+		for _, f := range s.Files {
+			if strings.HasPrefix(f.From, "/bin/") && slices.Contains(undeployedCommands(), "cmd/"+filepath.Base(f.From)) {
+				t.Errorf("%s copies %s, which only BuildAll builds", s.Name, f.From)
+			}
+		}
+	}
+	slices.Sort(got)
+	want := names.Deployed()
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("images %q, want the deployed %q", got, want)
+	}
+	all := names.All()
+	if !slices.Contains(all, names.Handler) || !slices.Contains(all, names.ExportServer) || len(all) != 8 {
+		t.Errorf("All() = %q", all)
+	}
+	for _, c := range undeployedCommands() {
+		if slices.Contains(deployedCommands(), c) {
+			t.Errorf("%s is both deployed and undeployed", c)
+		}
 	}
 }
 

@@ -45,12 +45,24 @@ func prepareSource(ctx context.Context, o build.Options) (source, error) {
 // and virt-controller statically; here they are dynamic, which is why their tiny root carries
 // the C library and loader, and why everything compiles once instead of twice.)
 func commands() []string {
+	return append(deployedCommands(), undeployedCommands()...)
+}
+
+// deployedCommands are the commands of the images a lab cluster runs (virt-handler is our
+// adapted build, from buildNoDummyHandler).
+func deployedCommands() []string {
 	return []string{
-		"cmd/virt-operator", "cmd/virt-api", "cmd/virt-controller", "cmd/virt-handler",
+		"cmd/virt-operator", "cmd/virt-api", "cmd/virt-controller",
 		"cmd/virt-chroot", "cmd/virt-launcher", "cmd/virt-launcher-monitor", "cmd/virt-freezer",
 		"cmd/virt-probe", "cmd/virt-tail", "cmd/virt-launcher/libvirt-hook-client",
-		"cmd/virt-exportproxy", "cmd/virt-exportserver", "tools/manifest-templator",
+		"cmd/virt-exportproxy", "tools/manifest-templator",
 	}
+}
+
+// undeployedCommands are the commands of the images only BuildAll makes: the stock
+// virt-handler and virt-exportserver, which make e2e-registry mirrors under upstream's names.
+func undeployedCommands() []string {
+	return []string{"cmd/virt-handler", "cmd/virt-exportserver"}
 }
 
 // buildTags are the tags KubeVirt's own build uses (hack/common.sh).
@@ -262,8 +274,21 @@ type binaries struct {
 
 func (b binaries) Path(name string) string { return filepath.Join(b.Dir, name) }
 
-// buildBinaries builds every KubeVirt command the images need, plus container-disk (C).
+// buildBinaries builds the KubeVirt commands of the deployed images, plus container-disk (C).
 func buildBinaries(ctx context.Context, o build.Options, src source) (binaries, error) {
+	return buildCommands(ctx, o, src, "kubevirt binaries (go build "+Version+")", "bin", deployedCommands(), true)
+}
+
+// buildUndeployedBinaries builds undeployedCommands in the same wrapper as buildBinaries, whose
+// compiled packages they reuse from the Go build cache.
+func buildUndeployedBinaries(ctx context.Context, o build.Options, src source) (binaries, error) {
+	return buildCommands(ctx, o, src, "kubevirt binaries no lab cluster runs (go build "+Version+")", "bin-undeployed", undeployedCommands(), false)
+}
+
+// buildCommands builds cmds of the KubeVirt module into <wrapper>/<out>, with container-disk
+// when cDisk, or finds them up to date there. The wrapper lists every command of commands(), so
+// its go.mod and go.sum are one for all builds.
+func buildCommands(ctx context.Context, o build.Options, src source, step, out string, cmds []string, cDisk bool) (binaries, error) {
 	dir := filepath.Join(o.Cache, "src", "kubevirt-"+Version)
 	w, err := newWrapper(dir, src, commands(), "")
 	if err != nil {
@@ -271,40 +296,47 @@ func buildBinaries(ctx context.Context, o build.Options, src source) (binaries, 
 	}
 	containerDisk := filepath.Join(src.Dir, "cmd", "container-disk-v2alpha", "main.c")
 	ld := ldflags(src, "clean")
-	inputs := w.Hash(Version, runtime.Version(), ld, buildTags)
-	bins := binaries{Dir: filepath.Join(dir, "bin"), Inputs: inputs}
-	want := []string{"container-disk"}
-	for _, p := range commands() {
+	inputs := w.Hash(Version, runtime.Version(), ld, buildTags, strings.Join(cmds, " "), fmt.Sprint(cDisk))
+	bins := binaries{Dir: filepath.Join(dir, out), Inputs: inputs}
+	var want []string
+	if cDisk {
+		want = append(want, "container-disk")
+	}
+	for _, p := range cmds {
 		want = append(want, filepath.Base(p))
 	}
 	if !o.Force && stampMatches(bins.Dir, inputs, want) {
-		o.Progress.Skip("kubevirt binaries", "up to date")
+		o.Progress.Skip(step, "up to date")
 		return bins, nil
 	}
-	err = o.Progress.Step("kubevirt binaries (go build "+Version+")", func() error {
+	if err := o.Progress.Step(step+": modules", func() error {
 		if err := ensureLibvirtDev(ctx, o); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(bins.Dir); err != nil {
 			return err
 		}
 		if err := w.Write(); err != nil {
 			return err
 		}
-		if err := build.Run(ctx, o.Log, w.goCmd(ctx, "mod", "tidy")); err != nil {
+		return build.Run(ctx, o.Log, w.goCmd(ctx, "mod", "tidy"))
+	}); err != nil {
+		return bins, err
+	}
+	err = o.CPU.Step(ctx, o.Progress, step, func() error {
+		if err := os.RemoveAll(bins.Dir); err != nil {
 			return err
 		}
 		args := []string{"build", "-trimpath", "-tags", buildTags, "-ldflags", ld, "-o", bins.Dir + "/"}
-		for _, p := range commands() {
+		for _, p := range cmds {
 			args = append(args, Module+"/"+p)
 		}
 		if err := build.Run(ctx, o.Log, w.goCmd(ctx, args...)); err != nil {
 			return err
 		}
-		// container-disk runs in FROM-scratch containerDisk images: static, as upstream builds it.
-		if err := build.Run(ctx, o.Log, exec.CommandContext(ctx, "gcc", "-static", "-O2", "-o",
-			bins.Path("container-disk"), containerDisk)); err != nil {
-			return err
+		if cDisk {
+			// container-disk runs in FROM-scratch containerDisk images: static, as upstream builds it.
+			if err := build.Run(ctx, o.Log, exec.CommandContext(ctx, "gcc", "-static", "-O2", "-o",
+				bins.Path("container-disk"), containerDisk)); err != nil {
+				return err
+			}
 		}
 		return writeStamp(bins.Dir, inputs)
 	})
@@ -334,7 +366,7 @@ func buildNoDummyHandler(ctx context.Context, o build.Options, src source, stock
 		o.Progress.Skip("virt-handler with "+Adaptation, "up to date")
 		return bins, nil
 	}
-	err = o.Progress.Step("virt-handler with "+Adaptation, func() error {
+	err = o.CPU.Step(ctx, o.Progress, "virt-handler with "+Adaptation, func() error {
 		for _, stale := range []string{bins.Dir, filepath.Join(dir, "kubevirt")} {
 			if err := os.RemoveAll(stale); err != nil {
 				return err

@@ -69,7 +69,7 @@ func (b *builder) goBuildModule(ctx context.Context, mod, version, ldflags, outD
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = m.Dir
 	cmd.Env = goEnv("GOFLAGS=-buildvcs=false")
-	if err := build.Run(ctx, b.o.Log, cmd); err != nil {
+	if err := b.o.CPU.Do(ctx, b.o.Progress, "go build "+mod+"@"+version, func() error { return build.Run(ctx, b.o.Log, cmd) }); err != nil {
 		return fmt.Errorf("build %s@%s: %w", mod, version, err)
 	}
 	return nil
@@ -83,7 +83,7 @@ func (b *builder) goBuildLocal(ctx context.Context, pkg, out string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Dir = b.repo
 	cmd.Env = goEnv("GOFLAGS=-buildvcs=false")
-	if err := build.Run(ctx, b.o.Log, cmd); err != nil {
+	if err := b.o.CPU.Do(ctx, b.o.Progress, "go build "+pkg, func() error { return build.Run(ctx, b.o.Log, cmd) }); err != nil {
 		return fmt.Errorf("build %s: %w", pkg, err)
 	}
 	return nil

@@ -34,17 +34,24 @@ type goBuild struct {
 	require map[string]string
 	// replace maps module path to its replacement, "path version".
 	replace map[string]string
+	// files are Go source files of the wrapper module itself, by path under it: a main package
+	// of our own (a bin whose package is under wrapperModule(name)).
+	files map[string]string
 	// bins maps each output binary's name to the package it is built from.
 	bins map[string]string
 	// ldflags are passed to every go build.
 	ldflags string
 }
 
+// wrapperModule is the module path of the wrapper module called name.
+func wrapperModule(name string) string { return "pxec.local/build/" + name }
+
 // wrapperGoMod renders the wrapper module: the requirements, the replacements, and a tool
-// directive per package so `go mod tidy` keeps what the builds need.
+// directive per package of another module so `go mod tidy` keeps what the builds need (the
+// wrapper's own packages need none: tidy reads their imports).
 func (g goBuild) wrapperGoMod() string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "module pxec.local/build/%s\n\ngo 1.24.0\n\nrequire (\n", g.name)
+	fmt.Fprintf(&s, "module %s\n\ngo 1.24.0\n\nrequire (\n", wrapperModule(g.name))
 	for _, m := range sortedKeys(g.require) {
 		fmt.Fprintf(&s, "\t%s %s\n", m, g.require[m])
 	}
@@ -59,7 +66,7 @@ func (g goBuild) wrapperGoMod() string {
 	s.WriteString("\n")
 	seen := map[string]bool{}
 	for _, bin := range sortedKeys(g.bins) {
-		if p := g.bins[bin]; !seen[p] {
+		if p := g.bins[bin]; !seen[p] && !strings.HasPrefix(p, wrapperModule(g.name)+"/") {
 			seen[p] = true
 			fmt.Fprintf(&s, "tool %s\n", p)
 		}
@@ -67,13 +74,32 @@ func (g goBuild) wrapperGoMod() string {
 	return s.String()
 }
 
-// inputs is the cache key of the build: the wrapper module, the binaries, flags and Go version.
+// inputs is the cache key of the build: the wrapper module and its files, the binaries, flags
+// and Go version.
 func (g goBuild) inputs(goVersion string) string {
 	var bins []string
 	for _, b := range sortedKeys(g.bins) {
 		bins = append(bins, b+"="+g.bins[b])
 	}
-	return build.Hash(g.wrapperGoMod(), strings.Join(bins, ","), g.ldflags, "CGO_ENABLED=0 -trimpath", goVersion)
+	parts := []string{g.wrapperGoMod(), strings.Join(bins, ","), g.ldflags, "CGO_ENABLED=0 -trimpath", goVersion}
+	for _, f := range sortedKeys(g.files) {
+		parts = append(parts, f, g.files[f])
+	}
+	return build.Hash(parts...)
+}
+
+// writeFiles replaces the wrapper module's own source files under src with g.files.
+func (g goBuild) writeFiles(src string) error {
+	for _, f := range sortedKeys(g.files) {
+		p := filepath.Join(src, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(g.files[f]), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // run builds the binaries into bin/<name>-<inputs> under the cache, or finds them there, and
@@ -85,11 +111,16 @@ func (b *builder) run(ctx context.Context, g goBuild) (string, error) {
 		b.progress.Skip(step, "up to date in "+out)
 		return out, nil
 	}
-	err := b.progress.Step(step, func() error {
-		src := filepath.Join(b.cache, "src", g.name)
-		if err := b.tidy(ctx, src, g.wrapperGoMod()); err != nil {
+	src := filepath.Join(b.cache, "src", g.name)
+	if err := b.progress.Step(step+": modules", func() error {
+		if err := g.writeFiles(src); err != nil {
 			return err
 		}
+		return b.tidy(ctx, src, g)
+	}); err != nil {
+		return out, err
+	}
+	err := b.o.CPU.Step(ctx, b.progress, step, func() error {
 		tmp := out + ".tmp"
 		if err := os.RemoveAll(tmp); err != nil {
 			return err
@@ -128,14 +159,20 @@ func (g goBuild) buildCommands(dir string) [][]string {
 	return [][]string{append(append(flags, dir+string(filepath.Separator)), pkgs...)}
 }
 
-// tidy writes the wrapper's go.mod and runs `go mod tidy` unless the same go.mod was tidied
-// before: without it the build fails on go.sum entries the replaced modules need.
-func (b *builder) tidy(ctx context.Context, src, gomod string) error {
+// tidy writes the wrapper's go.mod and runs `go mod tidy` unless the same go.mod, with the
+// same files of its own, was tidied before: without it the build fails on go.sum entries the
+// replaced modules need.
+func (b *builder) tidy(ctx context.Context, src string, g goBuild) error {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
 	}
+	gomod := g.wrapperGoMod()
+	key := gomod
+	for _, f := range sortedKeys(g.files) {
+		key += "\n// " + f + " " + build.Hash(g.files[f])
+	}
 	stamp := filepath.Join(src, ".tidied")
-	if old, err := os.ReadFile(stamp); err == nil && string(old) == gomod {
+	if old, err := os.ReadFile(stamp); err == nil && string(old) == key {
 		if _, err := os.Stat(filepath.Join(src, "go.sum")); err == nil {
 			return nil
 		}
@@ -146,7 +183,7 @@ func (b *builder) tidy(ctx context.Context, src, gomod string) error {
 	if err := build.Run(ctx, b.log, b.goCommand(ctx, src, "mod", "tidy")); err != nil {
 		return err
 	}
-	return os.WriteFile(stamp, []byte(gomod), 0o644)
+	return os.WriteFile(stamp, []byte(key), 0o644)
 }
 
 // buildRepoCommand builds a command of this repository (fixtures/...) statically into dir.

@@ -184,7 +184,7 @@ func (b *builder) binaries(ctx context.Context) (binaries, error) {
 		return out, err
 	}
 	dir := filepath.Join(b.cache, "work", "repo-bin")
-	err = b.progress.Step("build pause, cni-agent, capdrop-runc", func() error {
+	err = b.o.CPU.Step(ctx, b.progress, "build pause, cni-agent, capdrop-runc", func() error {
 		var err error
 		if out.pause, err = b.buildRepoCommand(ctx, "./fixtures/kind/pause", dir); err != nil {
 			return err

@@ -232,3 +232,66 @@ func TestBuildCommandsShareOneGoBuildWhenNamesMatchPackages(t *testing.T) {
 		t.Errorf("one build per binary expected, got %q", got)
 	}
 }
+
+// kubeadmCoreDNSSource is the shape of kubeadm v1.34's CoreDNS ConfigMap in
+// cmd/kubeadm/app/phases/addons/dns/manifests.go, template actions included.
+const kubeadmCoreDNSSource = "\tCoreDNSConfigMap = `\napiVersion: v1\nkind: ConfigMap\ndata:\n  Corefile: |\n" +
+	"    .:53 {\n        errors\n        health {\n           lameduck 5s\n        }\n        ready\n" +
+	"        kubernetes {{ .DNSDomain }} in-addr.arpa ip6.arpa {\n           pods insecure\n           fallthrough in-addr.arpa ip6.arpa\n           ttl 30\n        }\n" +
+	"        prometheus :9153\n        forward . /etc/resolv.conf {\n           max_concurrent 1000\n        }\n" +
+	"        cache 30\n        {{- if .DNSDomain }} {\n           disable success {{ .DNSDomain }}\n           disable denial {{ .DNSDomain }}\n        }\n        {{- end }}\n" +
+	"        loop\n        reload\n        loadbalance\n    }\n`\n\n\tOtherManifest = `\nerratic\n`\n"
+
+func TestCorefileDirectivesReadsKubeadmsServerBlock(t *testing.T) {
+	got, err := corefileDirectives(kubeadmCoreDNSSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "errors health ready kubernetes prometheus forward cache loop reload loadbalance"
+	if strings.Join(got, " ") != want {
+		t.Errorf("directives = %q, want %q", strings.Join(got, " "), want)
+	}
+	if _, err := coreDNSMain(got); err != nil {
+		t.Errorf("kubeadm's directives refused: %v", err)
+	}
+}
+
+func TestCoreDNSMainRefusesAPluginLeftOut(t *testing.T) {
+	src := strings.Replace(kubeadmCoreDNSSource, "        loop\n", "        loop\n        rewrite name foo bar\n", 1)
+	directives, err := corefileDirectives(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = coreDNSMain(directives)
+	if err == nil || !strings.Contains(err.Error(), `"rewrite"`) {
+		t.Fatalf("coreDNSMain = %v, want an error naming rewrite", err)
+	}
+}
+
+func TestCoreDNSMainImportsEveryPluginOnce(t *testing.T) {
+	main, err := coreDNSMain([]string{"errors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range coreDNSPlugins {
+		if n := strings.Count(main, `"github.com/coredns/coredns/`+pkg+`"`); n != 1 {
+			t.Errorf("%s imported %d times:\n%s", pkg, n, main)
+		}
+	}
+	if !strings.Contains(main, "coremain.Run()") {
+		t.Errorf("no coremain.Run in:\n%s", main)
+	}
+}
+
+func TestCorefileDirectivesRefusesBrokenInput(t *testing.T) {
+	for name, src := range map[string]string{
+		"no Corefile":  "data: {}",
+		"unbalanced":   "Corefile: |\n .:53 {\n errors\n }\n }\n`",
+		"no directive": "Corefile: |\n .:53 {\n }\n`",
+		"open action":  "Corefile: |\n .:53 {\n errors {{ .X\n }\n`",
+	} {
+		if _, err := corefileDirectives(src); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
