@@ -53,42 +53,6 @@ func goEnv(extra ...string) []string {
 	return append(os.Environ(), append([]string{"GOWORK=off", "CGO_ENABLED=0"}, extra...)...)
 }
 
-// goBuildModule builds pkgs of mod@version, as that module's own go.mod and go.sum pin its
-// dependencies, into outDir. The build runs in the module's directory in the module cache,
-// which is read-only; -mod=mod lets it ignore the module's vendor/modules.txt (module zips
-// carry no vendored sources) and nothing needs writing since go.sum is complete.
-func (b *builder) goBuildModule(ctx context.Context, mod, version, ldflags, outDir string, pkgs ...string) error {
-	m, err := build.DownloadModule(ctx, b.work, mod, version)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
-	}
-	args := append([]string{"build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", outDir + "/"}, pkgs...)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = m.Dir
-	cmd.Env = goEnv("GOFLAGS=-buildvcs=false")
-	if err := b.o.CPU.Do(ctx, b.o.Progress, "go build "+mod+"@"+version, func() error { return build.Run(ctx, b.o.Log, cmd) }); err != nil {
-		return fmt.Errorf("build %s@%s: %w", mod, version, err)
-	}
-	return nil
-}
-
-// goBuildLocal builds one main package of this repository into the file out.
-func (b *builder) goBuildLocal(ctx context.Context, pkg, out string) error {
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-	cmd.Dir = b.repo
-	cmd.Env = goEnv("GOFLAGS=-buildvcs=false")
-	if err := b.o.CPU.Do(ctx, b.o.Progress, "go build "+pkg, func() error { return build.Run(ctx, b.o.Log, cmd) }); err != nil {
-		return fmt.Errorf("build %s: %w", pkg, err)
-	}
-	return nil
-}
-
 // localHash hashes everything a package of this repository is built from: the source files
 // (Go and embedded) of every package of our module it imports, itself included, and the
 // version of every other module it imports. Test files and unrelated go.mod changes do not

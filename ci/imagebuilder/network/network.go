@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
 )
@@ -23,16 +24,34 @@ const (
 
 // recipe changes whenever the way these images are assembled changes, so that images built by
 // an older recipe are rebuilt.
-const recipe = "network-recipe-1"
+const recipe = "network-recipe-2" // 2: binaries from build.GoBuild wrapper modules
 
 // cniPluginPackages lists the plugins the cni-plugins image carries: binary name and package
 // directory in the plugins module. The installer DaemonSet (fixtures/manifests) names the same.
 func cniPluginPackages() [][2]string {
-	return [][2]string{
-		{"bridge", "plugins/main/bridge"},
-		{"static", "plugins/ipam/static"},
-		{"tuning", "plugins/meta/tuning"},
-		{"host-local", "plugins/ipam/host-local"},
+	var out [][2]string
+	for _, name := range []string{"bridge", "static", "tuning", "host-local"} {
+		out = append(out, [2]string{name, strings.TrimPrefix(CNIPlugins().Bins[name], CNIPluginsModule+"/")})
+	}
+	return out
+}
+
+// CNIPlugins is the one build of the CNI plugins: the node image's /opt/cni/bin takes all of
+// them, the cni-plugins image those of cniPluginPackages.
+func CNIPlugins() build.GoBuild {
+	bins := map[string]string{}
+	for name, dir := range map[string]string{
+		"bridge": "plugins/main/bridge", "host-local": "plugins/ipam/host-local", "static": "plugins/ipam/static",
+		"loopback": "plugins/main/loopback", "portmap": "plugins/meta/portmap", "ptp": "plugins/main/ptp",
+		"tuning": "plugins/meta/tuning", "macvlan": "plugins/main/macvlan",
+	} {
+		bins[name] = CNIPluginsModule + "/" + dir
+	}
+	return build.GoBuild{
+		Name:    "cni-plugins-" + CNIPluginsVersion,
+		Require: map[string]string{CNIPluginsModule: CNIPluginsVersion},
+		Bins:    bins,
+		Ldflags: "-s -w -X " + CNIPluginsModule + "/pkg/utils/buildversion.BuildVersion=" + CNIPluginsVersion,
 	}
 }
 
@@ -127,21 +146,28 @@ func (b *builder) multus(ctx context.Context) (string, error) {
 	name := MultusImage(b.o)
 	inputs := build.Hash(recipe, "multus", MultusModule, MultusVersion, runtime.Version(), "layout=upstream-thin")
 	err := b.image(ctx, name, inputs, []string{`ENTRYPOINT ["/install_multus"]`}, func(root string) error {
-		bin := filepath.Join(root, "usr/src/multus-cni/bin")
-		ldflags := "-s -w -X " + MultusModule + "/pkg/multus.version=" + MultusVersion +
-			" -X " + MultusModule + "/pkg/multus.releaseStatus=,released"
-		if err := b.goBuildModule(ctx, MultusModule, MultusVersion, ldflags, bin, "./cmd/multus", "./cmd/install_multus", "./cmd/passthru-cni"); err != nil {
-			return err
-		}
 		// Multus's hack/build-go.sh names the passthru plugin "passthru".
-		if err := os.Rename(filepath.Join(bin, "passthru-cni"), filepath.Join(bin, "passthru")); err != nil {
-			return err
+		bins := map[string]string{"multus": "cmd/multus", "install_multus": "cmd/install_multus", "passthru": "cmd/passthru-cni"}
+		g := build.GoBuild{
+			Name:    "multus-" + MultusVersion,
+			Require: map[string]string{MultusModule: MultusVersion},
+			Bins:    map[string]string{},
+			Ldflags: "-s -w -X " + MultusModule + "/pkg/multus.version=" + MultusVersion +
+				" -X " + MultusModule + "/pkg/multus.releaseStatus=,released",
 		}
-		installer, err := os.ReadFile(filepath.Join(bin, "install_multus"))
+		for bin, pkg := range bins {
+			g.Bins[bin] = MultusModule + "/" + pkg
+		}
+		dir, err := g.Build(ctx, b.o)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(root, "install_multus"), installer, 0o755)
+		for bin := range bins {
+			if err := build.CopyFile(filepath.Join(dir, bin), filepath.Join(root, "usr/src/multus-cni/bin", bin), 0o755); err != nil {
+				return err
+			}
+		}
+		return build.CopyFile(filepath.Join(dir, "install_multus"), filepath.Join(root, "install_multus"), 0o755)
 	})
 	return name, err
 }
@@ -154,19 +180,21 @@ func (b *builder) cniPlugins(ctx context.Context) (string, error) {
 		return "", err
 	}
 	parts := []string{recipe, "cni-plugins", CNIPluginsModule, CNIPluginsVersion, runtime.Version(), setupHash}
-	var pkgs []string
 	for _, p := range cniPluginPackages() {
 		parts = append(parts, p[0]+"="+p[1])
-		pkgs = append(pkgs, "./"+p[1])
 	}
 	inputs := build.Hash(parts...)
 	err = b.image(ctx, name, inputs, []string{`ENTRYPOINT ["/usr/bin/pxec-cni-setup"]`}, func(root string) error {
-		lib := filepath.Join(root, "usr/lib/pxec/cni")
-		ldflags := "-s -w -X " + CNIPluginsModule + "/pkg/utils/buildversion.BuildVersion=" + CNIPluginsVersion
-		if err := b.goBuildModule(ctx, CNIPluginsModule, CNIPluginsVersion, ldflags, lib, pkgs...); err != nil {
+		dir, err := CNIPlugins().Build(ctx, b.o)
+		if err != nil {
 			return err
 		}
-		return b.goBuildLocal(ctx, "./fixtures/cni-setup", filepath.Join(root, "usr/bin/pxec-cni-setup"))
+		for _, p := range cniPluginPackages() {
+			if err := build.CopyFile(filepath.Join(dir, p[0]), filepath.Join(root, "usr/lib/pxec/cni", p[0]), 0o755); err != nil {
+				return err
+			}
+		}
+		return build.BuildLocal(ctx, b.o, b.repo, "./fixtures/cni-setup", filepath.Join(root, "usr/bin/pxec-cni-setup"))
 	})
 	return name, err
 }

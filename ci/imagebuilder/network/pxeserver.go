@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +56,7 @@ func (b *builder) pxeServer(ctx context.Context) (string, error) {
 		if err := os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\n"), 0o644); err != nil {
 			return err
 		}
-		return b.goBuildLocal(ctx, pxeServerPackage, filepath.Join(root, "usr/bin/pxe-server"))
+		return build.BuildLocal(ctx, b.o, b.repo, pxeServerPackage, filepath.Join(root, "usr/bin/pxe-server"))
 	})
 	return name, err
 }
@@ -110,7 +109,7 @@ func (b *builder) busybox(ctx context.Context, root, deb string) error {
 		return err
 	}
 	bin := filepath.Join(root, "bin/busybox")
-	if err := copyFile(filepath.Join(dir, "bin/busybox"), bin, 0o755); err != nil {
+	if err := build.CopyFile(filepath.Join(dir, "bin/busybox"), bin, 0o755); err != nil {
 		return err
 	}
 	// The static binary runs on the build host too; it knows where each applet belongs.
@@ -145,29 +144,9 @@ func (b *builder) ipxeFiles(ctx context.Context, root, deb string) error {
 		"ipxe.efi":      filepath.Join(dir, "boot/ipxe.efi"),
 	}
 	for name, src := range files {
-		if err := copyFile(src, filepath.Join(root, "usr/lib/ipxe", name), 0o644); err != nil {
+		if err := build.CopyFile(src, filepath.Join(root, "usr/lib/ipxe", name), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	return out.Close()
 }

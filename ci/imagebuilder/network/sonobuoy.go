@@ -87,7 +87,7 @@ func (b *builder) plugin(ctx context.Context) (string, error) {
 		if err := b.goTestBinary(ctx, suitePackage, suiteTags, filepath.Join(root, "usr/bin/pxe-conformance.test")); err != nil {
 			return err
 		}
-		if err := b.goBuildLocal(ctx, entrypointPackage, filepath.Join(root, "usr/bin/pxec-sonobuoy")); err != nil {
+		if err := build.BuildLocal(ctx, b.o, b.repo, entrypointPackage, filepath.Join(root, "usr/bin/pxec-sonobuoy")); err != nil {
 			return err
 		}
 		return payload.Seed(filepath.Join(root, PluginCacheDir))
@@ -106,8 +106,16 @@ func (b *builder) sonobuoy(ctx context.Context) (string, error) {
 		`CMD ["/sonobuoy", "aggregator", "--no-exit", "-v", "3", "--logtostderr"]`,
 	}
 	err := b.image(ctx, name, inputs, instructions, func(root string) error {
-		ldflags := "-s -w -X " + SonobuoyModule + "/pkg/buildinfo.Version=" + SonobuoyVersion
-		return b.goBuildModule(ctx, SonobuoyModule, SonobuoyVersion, ldflags, root, ".")
+		dir, err := build.GoBuild{
+			Name:    "sonobuoy-" + SonobuoyVersion,
+			Require: map[string]string{SonobuoyModule: SonobuoyVersion},
+			Bins:    map[string]string{"sonobuoy": SonobuoyModule},
+			Ldflags: "-s -w -X " + SonobuoyModule + "/pkg/buildinfo.Version=" + SonobuoyVersion,
+		}.Build(ctx, b.o)
+		if err != nil {
+			return err
+		}
+		return build.CopyFile(filepath.Join(dir, "sonobuoy"), filepath.Join(root, "sonobuoy"), 0o755)
 	})
 	return name, err
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/network"
 )
 
 // baseParts are what the base image (everything but Kubernetes) is made from.
@@ -82,7 +83,7 @@ func applyKindBase(ctx context.Context, root, files string) error {
 		if strings.HasPrefix(rel, "usr/local/bin/") || strings.HasPrefix(rel, "kind/bin/") {
 			mode = 0o755
 		}
-		return copyFile(p, dst, mode)
+		return build.CopyFile(p, dst, mode)
 	})
 	if err != nil {
 		return fmt.Errorf("copy kind base files from %s: %w", files, err)
@@ -145,15 +146,15 @@ func (b *builder) addRuntime(ctx context.Context, root string, p baseParts) erro
 	if err := os.WriteFile(filepath.Join(root, "etc/containerd/cri-base.json"), spec, 0o644); err != nil {
 		return err
 	}
-	if err := copyFile(filepath.Join(p.crictl, "crictl"), filepath.Join(root, "usr/local/bin/crictl"), 0o755); err != nil {
+	if err := build.CopyFile(filepath.Join(p.crictl, "crictl"), filepath.Join(root, "usr/local/bin/crictl"), 0o755); err != nil {
 		return err
 	}
-	for name := range cniPlugins() {
-		if err := copyFile(filepath.Join(p.cni, name), filepath.Join(root, "opt/cni/bin", name), 0o755); err != nil {
+	for name := range network.CNIPlugins().Bins {
+		if err := build.CopyFile(filepath.Join(p.cni, name), filepath.Join(root, "opt/cni/bin", name), 0o755); err != nil {
 			return err
 		}
 	}
-	if err := copyFile(p.capdrop, filepath.Join(root, "usr/local/bin/capdrop-runc"), 0o755); err != nil {
+	if err := build.CopyFile(p.capdrop, filepath.Join(root, "usr/local/bin/capdrop-runc"), 0o755); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(root, "etc/containerd/config.toml")
@@ -221,21 +222,6 @@ func containerdConfig(cfg []byte, wrapper string) ([]byte, error) {
 	cfg = systemdCgroupLine.ReplaceAll(cfg, []byte("${1}SystemdCgroup = true\n${1}BinaryName = \""+wrapper+"\""))
 	cfg = oomScoreAdjLine.ReplaceAll(cfg, []byte("${1}restrict_oom_score_adj = true"))
 	return cfg, nil
-}
-
-func copyFile(src, dst string, mode fs.FileMode) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(dst, data, mode); err != nil {
-		return err
-	}
-	// WriteFile keeps the mode of a file that already exists and is subject to the umask.
-	return os.Chmod(dst, mode)
 }
 
 func appendFile(path, text string) error {

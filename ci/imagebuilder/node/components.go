@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
+	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/network"
 )
 
 // kubernetes builds the Kubernetes commands from k8s.io/kubernetes, version-stamped.
@@ -29,12 +30,12 @@ func (b *builder) kubernetes(ctx context.Context) (string, error) {
 	for _, bin := range kubeBinaries() {
 		bins[bin] = "k8s.io/kubernetes/cmd/" + bin
 	}
-	return b.run(ctx, goBuild{
-		name:    "kubernetes-" + KubernetesVersion,
-		require: map[string]string{"k8s.io/kubernetes": KubernetesVersion},
-		replace: replace,
-		bins:    bins,
-		ldflags: kubeLdflags(KubernetesVersion, m.Sum, m.Time),
+	return b.run(ctx, build.GoBuild{
+		Name:    "kubernetes-" + KubernetesVersion,
+		Require: map[string]string{"k8s.io/kubernetes": KubernetesVersion},
+		Replace: replace,
+		Bins:    bins,
+		Ldflags: kubeLdflags(KubernetesVersion, m.Sum, m.Time),
 	})
 }
 
@@ -78,11 +79,11 @@ func kubeLdflags(version, sum, date string) string {
 
 // etcd builds the etcd server.
 func (b *builder) etcd(ctx context.Context) (string, error) {
-	return b.run(ctx, goBuild{
-		name:    "etcd-" + etcdVersion,
-		require: map[string]string{"go.etcd.io/etcd/server/v3": etcdVersion},
-		bins:    map[string]string{"etcd": "go.etcd.io/etcd/server/v3"},
-		ldflags: "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-" + etcdVersion,
+	return b.run(ctx, build.GoBuild{
+		Name:    "etcd-" + etcdVersion,
+		Require: map[string]string{"go.etcd.io/etcd/server/v3": etcdVersion},
+		Bins:    map[string]string{"etcd": "go.etcd.io/etcd/server/v3"},
+		Ldflags: "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-" + etcdVersion,
 	})
 }
 
@@ -111,12 +112,12 @@ func (b *builder) coreDNS(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("kubeadm %s's Corefile (%s): %w", KubernetesVersion, kubeadmDNSManifests, err)
 	}
 	name := "coredns-" + coreDNSVersion
-	return b.run(ctx, goBuild{
-		name:    name,
-		require: map[string]string{"github.com/coredns/coredns": coreDNSVersion},
-		files:   map[string]string{"cmd/coredns/main.go": main},
-		bins:    map[string]string{"coredns": wrapperModule(name) + "/cmd/coredns"},
-		ldflags: "-s -w -X github.com/coredns/coredns/coremain.GitCommit=module-" + coreDNSVersion,
+	return b.run(ctx, build.GoBuild{
+		Name:    name,
+		Require: map[string]string{"github.com/coredns/coredns": coreDNSVersion},
+		Files:   map[string]string{"cmd/coredns/main.go": main},
+		Bins:    map[string]string{"coredns": build.WrapperModule(name) + "/cmd/coredns"},
+		Ldflags: "-s -w -X github.com/coredns/coredns/coremain.GitCommit=module-" + coreDNSVersion,
 	})
 }
 
@@ -154,7 +155,7 @@ func coreDNSMain(directives []string) (string, error) {
 	for _, p := range coreDNSPlugins {
 		pkgs[p] = true
 	}
-	for _, p := range sortedKeys(pkgs) {
+	for _, p := range build.SortedKeys(pkgs) {
 		fmt.Fprintf(&s, "\t_ \"github.com/coredns/coredns/%s\"\n", p)
 	}
 	s.WriteString("\n\t\"github.com/coredns/coredns/coremain\"\n)\n\nfunc main() { coremain.Run() }\n")
@@ -207,25 +208,16 @@ func corefileDirectives(src string) ([]string, error) {
 
 // crictl builds crictl for the node.
 func (b *builder) crictl(ctx context.Context) (string, error) {
-	return b.run(ctx, goBuild{
-		name:    "cri-tools-" + criToolsVersion,
-		require: map[string]string{"sigs.k8s.io/cri-tools": criToolsVersion},
-		bins:    map[string]string{"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
-		ldflags: "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=" + criToolsVersion,
+	return b.run(ctx, build.GoBuild{
+		Name:    "cri-tools-" + criToolsVersion,
+		Require: map[string]string{"sigs.k8s.io/cri-tools": criToolsVersion},
+		Bins:    map[string]string{"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
+		Ldflags: "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=" + criToolsVersion,
 	})
 }
 
-// cniPluginBinaries builds the standard CNI plugins for /opt/cni/bin.
+// cniPluginBinaries builds the standard CNI plugins for /opt/cni/bin: network.CNIPlugins, the
+// build the cni-plugins image takes its plugins from too.
 func (b *builder) cniPluginBinaries(ctx context.Context) (string, error) {
-	const mod = "github.com/containernetworking/plugins"
-	bins := map[string]string{}
-	for name, pkg := range cniPlugins() {
-		bins[name] = mod + "/" + pkg
-	}
-	return b.run(ctx, goBuild{
-		name:    "cni-plugins-" + CNIPluginsVersion,
-		require: map[string]string{mod: CNIPluginsVersion},
-		bins:    bins,
-		ldflags: "-s -w -X " + mod + "/pkg/utils/buildversion.BuildVersion=" + CNIPluginsVersion,
-	})
+	return b.run(ctx, network.CNIPlugins())
 }

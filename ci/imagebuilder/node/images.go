@@ -54,7 +54,7 @@ func planImages(list string) ([]cpImage, error) {
 		out = append(out, img)
 	}
 	if len(want) > 0 {
-		return nil, fmt.Errorf("kubeadm's image list %q lacks %v", list, sortedKeys(want))
+		return nil, fmt.Errorf("kubeadm's image list %q lacks %v", list, build.SortedKeys(want))
 	}
 	return out, nil
 }
@@ -87,7 +87,7 @@ func tinyRoot(dir, caFile string) error {
 			return err
 		}
 	}
-	if err := copyFile(caFile, filepath.Join(dir, "etc/ssl/certs/ca-certificates.crt"), 0o644); err != nil {
+	if err := build.CopyFile(caFile, filepath.Join(dir, "etc/ssl/certs/ca-certificates.crt"), 0o644); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
@@ -190,7 +190,7 @@ func (b *builder) staticImage(ctx context.Context, image, bin, path, caFile stri
 			return err
 		}
 	}
-	if err := copyFile(bin, filepath.Join(root, path), 0o755); err != nil {
+	if err := build.CopyFile(bin, filepath.Join(root, path), 0o755); err != nil {
 		return err
 	}
 	instructions := append([]string{
@@ -222,10 +222,10 @@ func (b *builder) kubeProxyImage(ctx context.Context, image string, p imageParts
 			return err
 		}
 		defer build.RemoveTree(context.WithoutCancel(ctx), work)
-		if err := copyFile(filepath.Join(p.kube, "kube-proxy"), filepath.Join(work, "usr/local/bin/kube-proxy"), 0o755); err != nil {
+		if err := build.CopyFile(filepath.Join(p.kube, "kube-proxy"), filepath.Join(work, "usr/local/bin/kube-proxy"), 0o755); err != nil {
 			return err
 		}
-		if err := copyFile(p.iptablesSelect, filepath.Join(work, "usr/local/sbin/iptables-select"), 0o755); err != nil {
+		if err := build.CopyFile(p.iptablesSelect, filepath.Join(work, "usr/local/sbin/iptables-select"), 0o755); err != nil {
 			return err
 		}
 		for _, name := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {

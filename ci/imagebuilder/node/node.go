@@ -20,12 +20,11 @@ func ImageName(o build.Options) string { return o.Image("kind-node", KubernetesV
 
 // builder carries what every step of one Build needs.
 type builder struct {
-	o         build.Options
-	cache     string
-	log       io.Writer
-	progress  *build.Progress
-	goVersion string
-	repo      string // root of this repository's checkout
+	o        build.Options
+	cache    string
+	log      io.Writer
+	progress *build.Progress
+	repo     string // root of this repository's checkout
 }
 
 // Build makes the kind node image (and the control-plane images preloaded into it), or finds
@@ -107,7 +106,7 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 	for _, p := range preloads {
 		parts = append(parts, p.image+"="+build.ImageInputs(ctx, p.image), strings.Join(p.refs, ","))
 	}
-	for _, rel := range sortedKeys(manifests) {
+	for _, rel := range build.SortedKeys(manifests) {
 		parts = append(parts, rel, string(manifests[rel]))
 	}
 	inputs := build.Hash(parts...)
@@ -144,18 +143,20 @@ func newBuilder(ctx context.Context, o build.Options) (*builder, error) {
 			return nil, fmt.Errorf("node image needs %s: %w", tool, err)
 		}
 	}
-	out, err := build.Output(ctx, exec.CommandContext(ctx, "go", "env", "GOVERSION", "GOMOD"))
+	out, err := build.Output(ctx, exec.CommandContext(ctx, "go", "env", "GOMOD"))
 	if err != nil {
 		return nil, err
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 2 || lines[1] == "" || lines[1] == os.DevNull {
-		return nil, fmt.Errorf("run the builder inside the %s checkout (go env GOMOD: %q)", modulePath, lines)
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return nil, fmt.Errorf("run the builder inside the %s checkout (go env GOMOD: %q)", modulePath, gomod)
 	}
-	b.goVersion, b.repo = lines[0], filepath.Dir(lines[1])
-	if data, err := os.ReadFile(lines[1]); err != nil || !strings.HasPrefix(string(data), "module "+modulePath+"\n") {
-		return nil, fmt.Errorf("run the builder inside the %s checkout (found %s)", modulePath, lines[1])
+	b.repo = filepath.Dir(gomod)
+	if data, err := os.ReadFile(gomod); err != nil || !strings.HasPrefix(string(data), "module "+modulePath+"\n") {
+		return nil, fmt.Errorf("run the builder inside the %s checkout (found %s)", modulePath, gomod)
 	}
+	// What the shared builders (build.GoBuild, build.BuildLocal) read.
+	b.o.Cache, b.o.Log, b.o.Progress = b.cache, b.log, b.progress
 	return b, nil
 }
 
@@ -184,7 +185,8 @@ func (b *builder) binaries(ctx context.Context) (binaries, error) {
 		return out, err
 	}
 	dir := filepath.Join(b.cache, "work", "repo-bin")
-	err = b.o.CPU.Step(ctx, b.progress, "build pause, cni-agent, capdrop-runc", func() error {
+	// Each go build waits for the CPU gate itself (build.BuildLocal).
+	err = b.progress.Step("build pause, cni-agent, capdrop-runc", func() error {
 		var err error
 		if out.pause, err = b.buildRepoCommand(ctx, "./fixtures/kind/pause", dir); err != nil {
 			return err

@@ -152,27 +152,6 @@ func TestKindBaseSpecAddsHookAndDropsRlimits(t *testing.T) {
 	}
 }
 
-func TestWrapperGoModKeepsEveryToolOnce(t *testing.T) {
-	g := goBuild{
-		name:    "x",
-		require: map[string]string{"example.com/m": "v1.0.0"},
-		replace: map[string]string{"example.com/dep": "example.com/dep v0.1.0"},
-		bins:    map[string]string{"a": "example.com/m/cmd/a", "a2": "example.com/m/cmd/a", "b": "example.com/m/cmd/b"},
-	}
-	s := g.wrapperGoMod()
-	for _, want := range []string{"module pxec.local/build/x\n", "\texample.com/m v1.0.0\n", "\texample.com/dep => example.com/dep v0.1.0\n", "tool example.com/m/cmd/b\n"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("wrapper go.mod lacks %q:\n%s", want, s)
-		}
-	}
-	if strings.Count(s, "tool example.com/m/cmd/a\n") != 1 {
-		t.Errorf("tool directive repeated:\n%s", s)
-	}
-	if g.inputs("go1.26") == g.inputs("go1.27") {
-		t.Error("cache key ignores the Go version")
-	}
-}
-
 func TestRenderCNIManifestNeedsPlaceholder(t *testing.T) {
 	out, err := renderCNIManifest("image: PXEC_CNI_AGENT_IMAGE\n", "pxec.local/a:1")
 	if err != nil || out != "image: pxec.local/a:1\n" {
@@ -218,19 +197,6 @@ func kindModuleDir(t *testing.T) string {
 		t.Fatalf("go env GOMODCACHE: %v", err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "sigs.k8s.io", "kind@"+KindVersion)
-}
-
-func TestBuildCommandsShareOneGoBuildWhenNamesMatchPackages(t *testing.T) {
-	same := goBuild{ldflags: "-s", bins: map[string]string{"kubectl": "k8s.io/kubernetes/cmd/kubectl", "kubeadm": "k8s.io/kubernetes/cmd/kubeadm"}}
-	got := same.buildCommands("/out")
-	if len(got) != 1 || got[0][len(got[0])-3] != "/out/" || got[0][len(got[0])-1] != "k8s.io/kubernetes/cmd/kubectl" {
-		t.Errorf("one build expected, got %q", got)
-	}
-	renamed := goBuild{ldflags: "-s", bins: map[string]string{"etcd": "go.etcd.io/etcd/server/v3", "x": "example.com/x"}}
-	got = renamed.buildCommands("/out")
-	if len(got) != 2 || got[0][len(got[0])-2] != "/out/etcd" || got[0][len(got[0])-1] != "go.etcd.io/etcd/server/v3" {
-		t.Errorf("one build per binary expected, got %q", got)
-	}
 }
 
 // kubeadmCoreDNSSource is the shape of kubeadm v1.34's CoreDNS ConfigMap in

@@ -14,29 +14,12 @@ const (
 	coreDNSVersion = "v1.12.1"
 	// criToolsVersion is sigs.k8s.io/cri-tools, for crictl.
 	criToolsVersion = "v1.34.0"
-	// CNIPluginsVersion is github.com/containernetworking/plugins, installed in /opt/cni/bin.
-	CNIPluginsVersion = "v1.7.1"
 	// debianSuite is the Debian release of the node and kube-proxy root filesystems.
 	debianSuite = "bookworm"
 	// recipe changes whenever this package changes how an image is assembled, so cached images
 	// made by an older recipe are rebuilt.
 	recipe = "node-recipe-1"
 )
-
-// cniPlugins maps each plugin built into /opt/cni/bin of every node to its package: the default
-// pod network uses bridge, host-local, loopback and portmap; the rest serve secondary networks.
-func cniPlugins() map[string]string {
-	return map[string]string{
-		"bridge":     "plugins/main/bridge",
-		"host-local": "plugins/ipam/host-local",
-		"static":     "plugins/ipam/static",
-		"loopback":   "plugins/main/loopback",
-		"portmap":    "plugins/meta/portmap",
-		"ptp":        "plugins/main/ptp",
-		"tuning":     "plugins/meta/tuning",
-		"macvlan":    "plugins/main/macvlan",
-	}
-}
 
 // kubeBinaries are the Kubernetes commands the node and its control-plane images need.
 func kubeBinaries() []string {
