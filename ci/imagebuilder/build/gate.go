@@ -3,6 +3,8 @@ package build
 import (
 	"context"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Gate lets one compiling step run at a time when targets build side by side. A Go build
@@ -73,32 +75,20 @@ func BuildConcurrently(ctx context.Context, o Options, targets []Target) ([][]st
 	if o.CPU == nil {
 		o.CPU = NewGate()
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	names := make([][]string, len(targets))
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
+	g, gctx := errgroup.WithContext(ctx)
 	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := t.Build(ctx, o)
+		g.Go(func() error {
+			n, err := t.Build(gctx, o)
 			if err != nil {
-				once.Do(func() {
-					first = &TargetError{Target: t.Name, Err: err}
-					cancel()
-				})
-				return
+				return &TargetError{Target: t.Name, Err: err}
 			}
 			names[i] = n
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return names, nil
 }

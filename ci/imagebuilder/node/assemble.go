@@ -46,7 +46,7 @@ func (b *builder) assembleNode(ctx context.Context, image, inputs string, p node
 			return err
 		}
 	}
-	stage, err := os.MkdirTemp(filepath.Join(b.cache, "work"), "kind-files-")
+	stage, err := os.MkdirTemp(filepath.Join(b.o.Cache, "work"), "kind-files-")
 	if err != nil {
 		return err
 	}
@@ -125,12 +125,12 @@ func pipe(ctx context.Context, b *builder, src, dst *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	src.Stderr = b.log
+	src.Stderr = b.o.Log
 	dst.Stdin = out
 	if err := src.Start(); err != nil {
 		return &command.Error{Command: command.LineOf(src), Err: err}
 	}
-	runErr := build.Run(ctx, b.log, dst)
+	runErr := build.Run(ctx, b.o.Log, dst)
 	srcErr := src.Wait()
 	if runErr != nil {
 		return runErr
@@ -161,7 +161,7 @@ func (b *builder) waitExec(ctx context.Context, container string, want bool, arg
 }
 
 func (b *builder) docker(ctx context.Context, args ...string) error {
-	return build.Run(ctx, b.log, exec.CommandContext(ctx, "docker", args...))
+	return build.Run(ctx, b.o.Log, exec.CommandContext(ctx, "docker", args...))
 }
 
 // containerName makes a unique name with the project prefix, so a leftover is recognisable.
@@ -178,11 +178,11 @@ func containerName(prefix string) (string, error) {
 // (a running kind node) or another tag still uses the old image, which then stays.
 func (b *builder) imageStep(ctx context.Context, image string, fn func() error) error {
 	old := imageID(ctx, image)
-	if err := b.progress.Step("image "+image, fn); err != nil {
+	if err := b.o.Progress.Step("image "+image, fn); err != nil {
 		return err
 	}
 	if old != "" && old != imageID(ctx, image) {
-		_ = build.Run(ctx, b.log, exec.CommandContext(ctx, "docker", "rmi", old))
+		_ = build.Run(ctx, b.o.Log, exec.CommandContext(ctx, "docker", "rmi", old))
 	}
 	return nil
 }

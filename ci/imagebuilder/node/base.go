@@ -41,11 +41,11 @@ func (b *builder) baseImage(ctx context.Context, p baseParts) (string, error) {
 	inputs := build.Hash(recipe, filepath.Base(p.rootfs), "kind "+KindVersion+" "+filesHash,
 		filepath.Base(p.crictl), filepath.Base(p.cni), capdropHash)
 	if !b.o.Force && build.UpToDate(ctx, image, inputs) {
-		b.progress.Skip("image "+image, "up to date")
+		b.o.Progress.Skip("image "+image, "up to date")
 		return image, nil
 	}
 	err = b.imageStep(ctx, image, func() error {
-		work := filepath.Join(b.cache, "work", "kind-base")
+		work := filepath.Join(b.o.Cache, "work", "kind-base")
 		if err := copyTree(ctx, p.rootfs, work); err != nil {
 			return err
 		}
@@ -56,7 +56,7 @@ func (b *builder) baseImage(ctx context.Context, p baseParts) (string, error) {
 		if err := b.addRuntime(ctx, work, p); err != nil {
 			return err
 		}
-		return build.ImportDir(ctx, b.log, work, image, inputs, []string{
+		return build.ImportDir(ctx, b.o.Log, work, image, inputs, []string{
 			"ENV container=docker",
 			// systemd exits on SIGRTMIN+3; SIGTERM would make it re-execute.
 			"STOPSIGNAL SIGRTMIN+3",

@@ -12,12 +12,8 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/network"
 )
 
-// kubernetes builds the Kubernetes commands from k8s.io/kubernetes, version-stamped.
-func (b *builder) kubernetes(ctx context.Context) (string, error) {
-	m, err := build.DownloadModule(ctx, b.cache, "k8s.io/kubernetes", KubernetesVersion)
-	if err != nil {
-		return "", err
-	}
+// kubernetes builds the Kubernetes commands from m, the k8s.io/kubernetes module, version-stamped.
+func (b *builder) kubernetes(ctx context.Context, m build.Module) (string, error) {
 	gomod, err := os.ReadFile(m.GoMod)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", m.GoMod, err)
@@ -30,13 +26,13 @@ func (b *builder) kubernetes(ctx context.Context) (string, error) {
 	for _, bin := range kubeBinaries() {
 		bins[bin] = "k8s.io/kubernetes/cmd/" + bin
 	}
-	return b.run(ctx, build.GoBuild{
+	return build.GoBuild{
 		Name:    "kubernetes-" + KubernetesVersion,
 		Require: map[string]string{"k8s.io/kubernetes": KubernetesVersion},
 		Replace: replace,
 		Bins:    bins,
 		Ldflags: kubeLdflags(KubernetesVersion, m.Sum, m.Time),
-	})
+	}.Build(ctx, b.o)
 }
 
 // stagingReplaces turns k8s.io/kubernetes's `k8s.io/x => ./staging/src/k8s.io/x` lines, which
@@ -79,25 +75,21 @@ func kubeLdflags(version, sum, date string) string {
 
 // etcd builds the etcd server.
 func (b *builder) etcd(ctx context.Context) (string, error) {
-	return b.run(ctx, build.GoBuild{
+	return build.GoBuild{
 		Name:    "etcd-" + etcdVersion,
 		Require: map[string]string{"go.etcd.io/etcd/server/v3": etcdVersion},
 		Bins:    map[string]string{"etcd": "go.etcd.io/etcd/server/v3"},
 		Ldflags: "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-" + etcdVersion,
-	})
+	}.Build(ctx, b.o)
 }
 
 // coreDNS builds CoreDNS with the plugins kubeadm's Corefile uses and no others: a main
 // package of our own in the wrapper module, as CoreDNS documents for choosing plugins at
 // compile time, in place of its module's main, which links every plugin it ships (the cloud
 // providers' SDKs, tracing, dnstap: three times the compiling for nothing a kind cluster runs).
-// The Corefile is read from the k8s.io/kubernetes module the node runs, so a kubeadm that asks
-// for a plugin left out stops the build here instead of crash-looping CoreDNS in the cluster.
-func (b *builder) coreDNS(ctx context.Context) (string, error) {
-	m, err := build.DownloadModule(ctx, b.cache, "k8s.io/kubernetes", KubernetesVersion)
-	if err != nil {
-		return "", err
-	}
+// The Corefile is read from m, the k8s.io/kubernetes module the node runs, so a kubeadm that
+// asks for a plugin left out stops the build here instead of crash-looping CoreDNS in the cluster.
+func (b *builder) coreDNS(ctx context.Context, m build.Module) (string, error) {
 	manifests := filepath.Join(m.Dir, filepath.FromSlash(kubeadmDNSManifests))
 	src, err := os.ReadFile(manifests)
 	if err != nil {
@@ -112,13 +104,13 @@ func (b *builder) coreDNS(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("kubeadm %s's Corefile (%s): %w", KubernetesVersion, kubeadmDNSManifests, err)
 	}
 	name := "coredns-" + coreDNSVersion
-	return b.run(ctx, build.GoBuild{
+	return build.GoBuild{
 		Name:    name,
 		Require: map[string]string{"github.com/coredns/coredns": coreDNSVersion},
 		Files:   map[string]string{"cmd/coredns/main.go": main},
 		Bins:    map[string]string{"coredns": build.WrapperModule(name) + "/cmd/coredns"},
 		Ldflags: "-s -w -X github.com/coredns/coredns/coremain.GitCommit=module-" + coreDNSVersion,
-	})
+	}.Build(ctx, b.o)
 }
 
 // kubeadmDNSManifests is the file of k8s.io/kubernetes that holds the Corefile kubeadm installs.
@@ -208,16 +200,16 @@ func corefileDirectives(src string) ([]string, error) {
 
 // crictl builds crictl for the node.
 func (b *builder) crictl(ctx context.Context) (string, error) {
-	return b.run(ctx, build.GoBuild{
+	return build.GoBuild{
 		Name:    "cri-tools-" + criToolsVersion,
 		Require: map[string]string{"sigs.k8s.io/cri-tools": criToolsVersion},
 		Bins:    map[string]string{"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
 		Ldflags: "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=" + criToolsVersion,
-	})
+	}.Build(ctx, b.o)
 }
 
 // cniPluginBinaries builds the standard CNI plugins for /opt/cni/bin: network.CNIPlugins, the
 // build the cni-plugins image takes its plugins from too.
 func (b *builder) cniPluginBinaries(ctx context.Context) (string, error) {
-	return b.run(ctx, network.CNIPlugins())
+	return network.CNIPlugins().Build(ctx, b.o)
 }

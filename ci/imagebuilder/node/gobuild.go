@@ -12,11 +12,6 @@ import (
 	"github.com/pxe-conformance/pxe-conformance/ci/imagebuilder/build"
 )
 
-// run builds g (build.GoBuild) with this builder's cache, log and progress.
-func (b *builder) run(ctx context.Context, g build.GoBuild) (string, error) {
-	return g.Build(ctx, b.o)
-}
-
 // buildRepoCommand builds a command of this repository (fixtures/...) statically into dir.
 func (b *builder) buildRepoCommand(ctx context.Context, pkg, dir string) (string, error) {
 	out := filepath.Join(dir, filepath.Base(pkg))

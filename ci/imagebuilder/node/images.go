@@ -106,11 +106,11 @@ func (b *builder) scratchImage(ctx context.Context, image, root string, instruct
 	}
 	inputs := build.Hash(recipe, content, dockerfile)
 	if !b.o.Force && build.UpToDate(ctx, image, inputs) {
-		b.progress.Skip("image "+image, "up to date")
+		b.o.Progress.Skip("image "+image, "up to date")
 		return nil
 	}
 	return b.imageStep(ctx, image, func() error {
-		return build.BuildDockerfile(ctx, b.log, dockerfile, filepath.Dir(root), image, inputs)
+		return build.BuildDockerfile(ctx, b.o.Log, dockerfile, filepath.Dir(root), image, inputs)
 	})
 }
 
@@ -159,7 +159,7 @@ func (b *builder) controlPlaneImages(ctx context.Context, p imageParts) ([]prelo
 			return nil, err
 		}
 		for _, ref := range refs {
-			if err := build.Run(ctx, b.log, exec.CommandContext(ctx, "docker", "tag", local, ref)); err != nil {
+			if err := build.Run(ctx, b.o.Log, exec.CommandContext(ctx, "docker", "tag", local, ref)); err != nil {
 				return nil, err
 			}
 		}
@@ -179,7 +179,7 @@ func (b *builder) controlPlaneImages(ctx context.Context, p imageParts) ([]prelo
 // staticImage builds an image holding one static binary at path (its entrypoint), on a tiny
 // root when caFile is set and on nothing at all otherwise.
 func (b *builder) staticImage(ctx context.Context, image, bin, path, caFile string, extra []string) error {
-	ctxDir, err := os.MkdirTemp(filepath.Join(b.cache, "work"), "image-")
+	ctxDir, err := os.MkdirTemp(filepath.Join(b.o.Cache, "work"), "image-")
 	if err != nil {
 		return err
 	}
@@ -213,11 +213,11 @@ func (b *builder) kubeProxyImage(ctx context.Context, image string, p imageParts
 	}
 	inputs := build.Hash(recipe, filepath.Base(p.proxyRootfs), proxyHash, selectHash)
 	if !b.o.Force && build.UpToDate(ctx, image, inputs) {
-		b.progress.Skip("image "+image, "up to date")
+		b.o.Progress.Skip("image "+image, "up to date")
 		return nil
 	}
 	return b.imageStep(ctx, image, func() error {
-		work := filepath.Join(b.cache, "work", "kube-proxy")
+		work := filepath.Join(b.o.Cache, "work", "kube-proxy")
 		if err := copyTree(ctx, p.proxyRootfs, work); err != nil {
 			return err
 		}
@@ -241,7 +241,7 @@ func (b *builder) kubeProxyImage(ctx context.Context, image string, p imageParts
 				}
 			}
 		}
-		return build.ImportDir(ctx, b.log, work, image, inputs, []string{
+		return build.ImportDir(ctx, b.o.Log, work, image, inputs, []string{
 			"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			`ENTRYPOINT ["/usr/local/bin/kube-proxy"]`,
 		})

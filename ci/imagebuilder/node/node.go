@@ -20,11 +20,8 @@ func ImageName(o build.Options) string { return o.Image("kind-node", KubernetesV
 
 // builder carries what every step of one Build needs.
 type builder struct {
-	o        build.Options
-	cache    string
-	log      io.Writer
-	progress *build.Progress
-	repo     string // root of this repository's checkout
+	o    build.Options // Cache, Log and Progress filled in by newBuilder
+	repo string        // root of this repository's checkout
 }
 
 // Build makes the kind node image (and the control-plane images preloaded into it), or finds
@@ -34,10 +31,10 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(b.cache, "work"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(b.o.Cache, "work"), 0o755); err != nil {
 		return nil, err
 	}
-	kindMod, err := build.DownloadModule(ctx, b.cache, "sigs.k8s.io/kind", KindVersion)
+	kindMod, err := build.DownloadModule(ctx, b.o.Cache, "sigs.k8s.io/kind", KindVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +112,7 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 		names = append(names, p.image)
 	}
 	if !o.Force && build.UpToDate(ctx, image, inputs) {
-		b.progress.Skip("image "+image, "up to date")
+		b.o.Progress.Skip("image "+image, "up to date")
 		return names, nil
 	}
 	err = b.imageStep(ctx, image, func() error {
@@ -128,16 +125,16 @@ func Build(ctx context.Context, o build.Options) ([]string, error) {
 }
 
 func newBuilder(ctx context.Context, o build.Options) (*builder, error) {
-	b := &builder{o: o, cache: o.Cache, log: o.Log, progress: o.Progress}
-	if b.cache == "" {
-		b.cache = build.CacheDir()
+	if o.Cache == "" {
+		o.Cache = build.CacheDir()
 	}
-	if b.log == nil {
-		b.log = io.Discard
+	if o.Log == nil {
+		o.Log = io.Discard
 	}
-	if b.progress == nil {
-		b.progress = build.NewProgress(io.Discard, 0)
+	if o.Progress == nil {
+		o.Progress = build.NewProgress(io.Discard, 0)
 	}
+	b := &builder{o: o}
 	for _, tool := range []string{"go", "docker", "debootstrap", "chroot", "systemctl", "tar"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("node image needs %s: %w", tool, err)
@@ -155,8 +152,6 @@ func newBuilder(ctx context.Context, o build.Options) (*builder, error) {
 	if data, err := os.ReadFile(gomod); err != nil || !strings.HasPrefix(string(data), "module "+modulePath+"\n") {
 		return nil, fmt.Errorf("run the builder inside the %s checkout (found %s)", modulePath, gomod)
 	}
-	// What the shared builders (build.GoBuild, build.BuildLocal) read.
-	b.o.Cache, b.o.Log, b.o.Progress = b.cache, b.log, b.progress
 	return b, nil
 }
 
@@ -168,14 +163,18 @@ type binaries struct {
 
 func (b *builder) binaries(ctx context.Context) (binaries, error) {
 	var out binaries
-	var err error
-	if out.kube, err = b.kubernetes(ctx); err != nil {
+	// Kubernetes is built from this module, and CoreDNS's plugins are read from its kubeadm.
+	kube, err := build.DownloadModule(ctx, b.o.Cache, "k8s.io/kubernetes", KubernetesVersion)
+	if err != nil {
+		return out, err
+	}
+	if out.kube, err = b.kubernetes(ctx, kube); err != nil {
 		return out, err
 	}
 	if out.etcd, err = b.etcd(ctx); err != nil {
 		return out, err
 	}
-	if out.coredns, err = b.coreDNS(ctx); err != nil {
+	if out.coredns, err = b.coreDNS(ctx, kube); err != nil {
 		return out, err
 	}
 	if out.crictl, err = b.crictl(ctx); err != nil {
@@ -184,9 +183,9 @@ func (b *builder) binaries(ctx context.Context) (binaries, error) {
 	if out.cni, err = b.cniPluginBinaries(ctx); err != nil {
 		return out, err
 	}
-	dir := filepath.Join(b.cache, "work", "repo-bin")
+	dir := filepath.Join(b.o.Cache, "work", "repo-bin")
 	// Each go build waits for the CPU gate itself (build.BuildLocal).
-	err = b.progress.Step("build pause, cni-agent, capdrop-runc", func() error {
+	err = b.o.Progress.Step("build pause, cni-agent, capdrop-runc", func() error {
 		var err error
 		if out.pause, err = b.buildRepoCommand(ctx, "./fixtures/kind/pause", dir); err != nil {
 			return err

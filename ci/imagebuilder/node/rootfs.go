@@ -16,9 +16,9 @@ import (
 func (b *builder) debootstrap(ctx context.Context, name string, packages []string) (string, error) {
 	pkgs := append([]string(nil), packages...)
 	sort.Strings(pkgs)
-	dir := filepath.Join(b.cache, "rootfs", debianSuite+"-"+name+"-"+build.Hash(debianSuite, "minbase", strings.Join(pkgs, ",")))
+	dir := filepath.Join(b.o.Cache, "rootfs", debianSuite+"-"+name+"-"+build.Hash(debianSuite, "minbase", strings.Join(pkgs, ",")))
 	d := build.Debootstrap{Step: "debootstrap " + debianSuite + " (" + name + ")", Dir: dir, Suite: debianSuite, Include: pkgs}
-	return dir, d.Run(ctx, build.Options{Progress: b.progress, Log: b.log})
+	return dir, d.Run(ctx, build.Options{Progress: b.o.Progress, Log: b.o.Log})
 }
 
 // copyTree copies a root filesystem with owners, modes, links, devices and xattrs intact.
